@@ -1,8 +1,8 @@
 // Package v1alpha1 holds the k4t inventory types (apiVersion k4t.io/v1alpha1,
-// kind Cluster): what a user writes in hosts.yaml. It does no I/O.
+// kind Cluster): what a user writes in hosts.yaml, with its defaults
+// (SetDefaults), its validation (Validate, with field paths and line numbers)
+// and the strict loader (Load, Parse). Its only I/O is Load reading one file.
 package v1alpha1
-
-import "time"
 
 const (
 	APIVersion = "k4t.io/v1alpha1"
@@ -24,47 +24,47 @@ var Roles = []Role{RoleSLB, RoleEtcd, RoleMaster, RoleWorker}
 
 // Cluster is the whole inventory.
 type Cluster struct {
-	APIVersion string      `json:"apiVersion"`
-	Kind       string      `json:"kind"`
-	Metadata   ObjectMeta  `json:"metadata"`
-	Spec       ClusterSpec `json:"spec"`
+	APIVersion string      `json:"apiVersion" yaml:"apiVersion"`
+	Kind       string      `json:"kind" yaml:"kind"`
+	Metadata   ObjectMeta  `json:"metadata" yaml:"metadata"`
+	Spec       ClusterSpec `json:"spec" yaml:"spec"`
 }
 
 type ObjectMeta struct {
-	Name string `json:"name"`
+	Name string `json:"name" yaml:"name"`
 }
 
 type ClusterSpec struct {
 	// Hosts are the machines k4t provisions.
-	Hosts []Host `json:"hosts"`
+	Hosts []Host `json:"hosts" yaml:"hosts"`
 	// Bastions are jump hosts, referred to by name from Host.SSH.Bastion or
 	// from another bastion (chains are allowed). k4t provisions nothing on them.
-	Bastions []Bastion `json:"bastions,omitempty"`
+	Bastions []Bastion `json:"bastions,omitempty" yaml:"bastions,omitempty"`
 	// ControlPlaneEndpoint is where kube-apiserver is reached: the VIP held by
 	// the slb hosts, or the single master's address in a lightweight cluster.
-	ControlPlaneEndpoint Endpoint     `json:"controlPlaneEndpoint"`
-	LoadBalancer         LoadBalancer `json:"loadBalancer,omitempty"`
-	Kubernetes           Kubernetes   `json:"kubernetes"`
-	Etcd                 Etcd         `json:"etcd,omitempty"`
-	Network              Network      `json:"network,omitempty"`
-	Artifacts            Artifacts    `json:"artifacts,omitempty"`
-	Certificates         Certificates `json:"certificates,omitempty"`
-	Preflight            Preflight    `json:"preflight,omitempty"`
+	ControlPlaneEndpoint Endpoint     `json:"controlPlaneEndpoint" yaml:"controlPlaneEndpoint"`
+	LoadBalancer         LoadBalancer `json:"loadBalancer,omitempty" yaml:"loadBalancer,omitempty"`
+	Kubernetes           Kubernetes   `json:"kubernetes" yaml:"kubernetes"`
+	Etcd                 Etcd         `json:"etcd,omitempty" yaml:"etcd,omitempty"`
+	Network              Network      `json:"network,omitempty" yaml:"network,omitempty"`
+	Artifacts            Artifacts    `json:"artifacts,omitempty" yaml:"artifacts,omitempty"`
+	Certificates         Certificates `json:"certificates,omitempty" yaml:"certificates,omitempty"`
+	Preflight            Preflight    `json:"preflight,omitempty" yaml:"preflight,omitempty"`
 }
 
 // Host is one machine.
 type Host struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
+	Name    string `json:"name" yaml:"name"`
+	Address string `json:"address" yaml:"address"`
 	// InternalAddress is the address cluster traffic uses; defaults to Address.
-	InternalAddress string `json:"internalAddress,omitempty"`
-	Port            int    `json:"port,omitempty"`
-	User            string `json:"user,omitempty"`
-	Roles           []Role `json:"roles"`
-	SSH             SSH    `json:"ssh,omitempty"`
-	Sudo            Sudo   `json:"sudo,omitempty"`
+	InternalAddress string `json:"internalAddress,omitempty" yaml:"internalAddress,omitempty"`
+	Port            int    `json:"port,omitempty" yaml:"port,omitempty"`
+	User            string `json:"user,omitempty" yaml:"user,omitempty"`
+	Roles           []Role `json:"roles" yaml:"roles"`
+	SSH             SSH    `json:"ssh,omitempty" yaml:"ssh,omitempty"`
+	Sudo            Sudo   `json:"sudo,omitempty" yaml:"sudo,omitempty"`
 	// Labels are added to the Kubernetes node.
-	Labels map[string]string `json:"labels,omitempty"`
+	Labels map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
 }
 
 // HasRole reports whether h carries role r.
@@ -82,60 +82,64 @@ func (h *Host) HasRole(r Role) bool {
 type SSH struct {
 	// KeyFile is a private key. A passphrase-protected key must be loaded in
 	// ssh-agent instead (set Agent).
-	KeyFile string `json:"keyFile,omitempty"`
+	KeyFile string `json:"keyFile,omitempty" yaml:"keyFile,omitempty"`
 	// Agent uses the keys of the agent at $SSH_AUTH_SOCK.
-	Agent bool `json:"agent,omitempty"`
+	Agent bool `json:"agent,omitempty" yaml:"agent,omitempty"`
 	// Password is never written inline: it comes from an env var or a file.
-	Password *SecretRef `json:"password,omitempty"`
+	Password *SecretRef `json:"password,omitempty" yaml:"password,omitempty"`
 	// Bastion is the name of an entry in spec.bastions to jump through.
-	Bastion string `json:"bastion,omitempty"`
+	Bastion string `json:"bastion,omitempty" yaml:"bastion,omitempty"`
 	// ConnectTimeout bounds the TCP+SSH handshake; default 10s.
-	ConnectTimeout Duration `json:"connectTimeout,omitempty"`
+	ConnectTimeout Duration `json:"connectTimeout,omitempty" yaml:"connectTimeout,omitempty"`
 }
 
 // SecretRef points at a secret outside the inventory.
 type SecretRef struct {
-	Env  string `json:"env,omitempty"`
-	File string `json:"file,omitempty"`
+	Env  string `json:"env,omitempty" yaml:"env,omitempty"`
+	File string `json:"file,omitempty" yaml:"file,omitempty"`
 }
 
 // Sudo is used when User is not root.
 type Sudo struct {
-	Enabled  bool       `json:"enabled,omitempty"`
-	Password *SecretRef `json:"password,omitempty"`
+	Enabled  bool       `json:"enabled,omitempty" yaml:"enabled,omitempty"`
+	Password *SecretRef `json:"password,omitempty" yaml:"password,omitempty"`
 }
 
 // Bastion is a jump host.
 type Bastion struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	Port    int    `json:"port,omitempty"`
-	User    string `json:"user,omitempty"`
-	SSH     SSH    `json:"ssh,omitempty"`
+	Name    string `json:"name" yaml:"name"`
+	Address string `json:"address" yaml:"address"`
+	Port    int    `json:"port,omitempty" yaml:"port,omitempty"`
+	User    string `json:"user,omitempty" yaml:"user,omitempty"`
+	SSH     SSH    `json:"ssh,omitempty" yaml:"ssh,omitempty"`
 }
 
 type Endpoint struct {
-	Address string `json:"address"`
-	Port    int    `json:"port,omitempty"`
+	Address string `json:"address" yaml:"address"`
+	Port    int    `json:"port,omitempty" yaml:"port,omitempty"`
 }
 
 // LoadBalancer tunes the slb tier.
 type LoadBalancer struct {
 	// VirtualRouterID is keepalived's VRRP id (1-255); default 51.
-	VirtualRouterID int `json:"virtualRouterID,omitempty"`
+	VirtualRouterID int `json:"virtualRouterID,omitempty" yaml:"virtualRouterID,omitempty"`
 	// Interface carrying the VIP; default: the interface that holds the
 	// host's internal address (found by preflight).
-	Interface string `json:"interface,omitempty"`
+	Interface string `json:"interface,omitempty" yaml:"interface,omitempty"`
 	// AuthPassword is the VRRP password source (8 chars used); default: a
 	// random one kept in the state dir.
-	AuthPassword *SecretRef `json:"authPassword,omitempty"`
+	AuthPassword *SecretRef `json:"authPassword,omitempty" yaml:"authPassword,omitempty"`
+	// VIPPrefix is the prefix length of the subnet the VIP
+	// (spec.controlPlaneEndpoint.address) lives in; every slb host's internal
+	// address must be inside it. Default 24 (IPv4) or 64 (IPv6).
+	VIPPrefix int `json:"vipPrefix,omitempty" yaml:"vipPrefix,omitempty"`
 }
 
 type Kubernetes struct {
-	Version       string `json:"version,omitempty"`
-	PodCIDR       string `json:"podCIDR,omitempty"`
-	ServiceCIDR   string `json:"serviceCIDR,omitempty"`
-	ClusterDomain string `json:"clusterDomain,omitempty"`
+	Version       string `json:"version,omitempty" yaml:"version,omitempty"`
+	PodCIDR       string `json:"podCIDR,omitempty" yaml:"podCIDR,omitempty"`
+	ServiceCIDR   string `json:"serviceCIDR,omitempty" yaml:"serviceCIDR,omitempty"`
+	ClusterDomain string `json:"clusterDomain,omitempty" yaml:"clusterDomain,omitempty"`
 }
 
 // EtcdTopology is where etcd runs.
@@ -147,41 +151,38 @@ const (
 )
 
 type Etcd struct {
-	Topology EtcdTopology `json:"topology,omitempty"`
-	Version  string       `json:"version,omitempty"`
-	DataDir  string       `json:"dataDir,omitempty"`
+	Topology EtcdTopology `json:"topology,omitempty" yaml:"topology,omitempty"`
+	Version  string       `json:"version,omitempty" yaml:"version,omitempty"`
+	DataDir  string       `json:"dataDir,omitempty" yaml:"dataDir,omitempty"`
 }
 
 type Network struct {
 	// Plugin is "bridge" (k4t-managed bridge CNI + routes) or "manifest".
-	Plugin string `json:"plugin,omitempty"`
+	Plugin string `json:"plugin,omitempty" yaml:"plugin,omitempty"`
 	// Manifest is a local path applied when Plugin is "manifest".
-	Manifest string `json:"manifest,omitempty"`
+	Manifest string `json:"manifest,omitempty" yaml:"manifest,omitempty"`
 }
 
 // Artifacts says where binaries and images come from.
 type Artifacts struct {
 	// Dir is a local directory (a bundle) with a manifest.yaml.
-	Dir string `json:"dir,omitempty"`
+	Dir string `json:"dir,omitempty" yaml:"dir,omitempty"`
 	// Manifest is a manifest file whose entries carry URLs or paths.
-	Manifest string `json:"manifest,omitempty"`
+	Manifest string `json:"manifest,omitempty" yaml:"manifest,omitempty"`
 }
 
 type Certificates struct {
 	// Validity of leaf certificates; default 8760h (1 year).
-	Validity Duration `json:"validity,omitempty"`
+	Validity Duration `json:"validity,omitempty" yaml:"validity,omitempty"`
 	// CAValidity of the CAs; default 87600h (10 years).
-	CAValidity Duration `json:"caValidity,omitempty"`
+	CAValidity Duration `json:"caValidity,omitempty" yaml:"caValidity,omitempty"`
 }
 
 // Preflight lists, explicitly and narrowly, what may be ignored.
 type Preflight struct {
 	// IgnoreErrors are kubeadm preflight check names passed to
 	// --ignore-preflight-errors. "all" is refused.
-	IgnoreErrors []string `json:"ignoreErrors,omitempty"`
+	IgnoreErrors []string `json:"ignoreErrors,omitempty" yaml:"ignoreErrors,omitempty"`
 	// Skip names k4t preflight checks to skip.
-	Skip []string `json:"skip,omitempty"`
+	Skip []string `json:"skip,omitempty" yaml:"skip,omitempty"`
 }
-
-// Duration is a time.Duration written as "2h", "720h", "30d" (days allowed).
-type Duration struct{ time.Duration }
