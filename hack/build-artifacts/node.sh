@@ -1,0 +1,2 @@
+# shellcheck shell=bash
+# Recipes for the node runtime pieces and images. Sourced by lib.sh.

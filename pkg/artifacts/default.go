@@ -1,0 +1,85 @@
+package artifacts
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Versions that hack/build-artifacts/build.sh builds by default.
+const (
+	DefaultK8sVersion  = "v1.37.2"
+	DefaultEtcdVersion = "v3.6.16"
+)
+
+// DefaultCacheRoot is where build.sh puts what it builds:
+// $K4T_ARTIFACT_CACHE, else /var/cache/k4t/artifacts.
+func DefaultCacheRoot() string {
+	if d := os.Getenv("K4T_ARTIFACT_CACHE"); d != "" {
+		return d
+	}
+	return "/var/cache/k4t/artifacts"
+}
+
+// buildPiece maps an artifact name to the build.sh argument that makes it.
+var buildPiece = map[string]string{
+	"etcd": "etcd", "etcdctl": "etcd", "etcdutl": "etcd", "etcd-image": "images",
+	"kubeadm": "kubeadm", "kubelet": "k8s", "kubectl": "k8s", "kube-apiserver": "k8s",
+	"kube-controller-manager": "k8s", "kube-scheduler": "k8s", "kube-proxy": "k8s",
+	"containerd": "containerd", "containerd-shim-runc-v2": "containerd", "ctr": "containerd",
+	"runc": "runc", "cni-plugins": "cni", "crictl": "crictl", "coredns": "coredns",
+}
+
+// DefaultManifest merges the manifests build.sh wrote for one Kubernetes
+// release (cacheRoot/<k8sVersion>/manifest.yaml) and one etcd release
+// (cacheRoot/etcd-<etcdVersion>/manifest.yaml), so the lab works with no
+// configuration. Either may be absent: asking the result for an artifact
+// that is not there returns an error naming the command that builds it.
+// Empty arguments take the defaults. Paths in the result are absolute.
+func DefaultManifest(cacheRoot, k8sVersion, etcdVersion string) (*Manifest, error) {
+	if cacheRoot == "" {
+		cacheRoot = DefaultCacheRoot()
+	}
+	if k8sVersion == "" {
+		k8sVersion = DefaultK8sVersion
+	}
+	if etcdVersion == "" {
+		etcdVersion = DefaultEtcdVersion
+	}
+	out := &Manifest{Version: k8sVersion, Source: cacheRoot, missing: map[string]string{}}
+	sets := []struct{ dir, version, piece string }{
+		{filepath.Join(cacheRoot, "etcd-"+etcdVersion), etcdVersion, "etcd"},
+		{filepath.Join(cacheRoot, k8sVersion), k8sVersion, "all"},
+	}
+	for _, s := range sets {
+		mf := filepath.Join(s.dir, "manifest.yaml")
+		m, err := Load(mf)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range m.Artifacts {
+			if a.Path != "" {
+				a.Path = m.LocalPath(&a)
+			}
+			out.Artifacts = append(out.Artifacts, a)
+		}
+	}
+	if err := out.Validate(); err != nil {
+		return nil, fmt.Errorf("artifact manifests under %s: %w", cacheRoot, err)
+	}
+	for name, piece := range buildPiece {
+		dir, version := filepath.Join(cacheRoot, k8sVersion), k8sVersion
+		if piece == "etcd" {
+			dir, version = filepath.Join(cacheRoot, "etcd-"+etcdVersion), etcdVersion
+		}
+		out.missing[name] = fmt.Sprintf("%s %s not found in %s: run `make artifacts` (or hack/build-artifacts/build.sh %s)", name, version, dir, piece)
+	}
+	out.missing[""] = fmt.Sprintf("not found in %s or %s: run `make artifacts` (or hack/build-artifacts/build.sh all)",
+		filepath.Join(cacheRoot, k8sVersion), filepath.Join(cacheRoot, "etcd-"+etcdVersion))
+	return out, nil
+}
