@@ -133,6 +133,9 @@ type LoadBalancer struct {
 	// (spec.controlPlaneEndpoint.address) lives in; every slb host's internal
 	// address must be inside it. Default 24 (IPv4) or 64 (IPv6).
 	VIPPrefix int `json:"vipPrefix,omitempty" yaml:"vipPrefix,omitempty"`
+	// HealthCheckInterval is how often HAProxy checks each kube-apiserver's
+	// /readyz; default 1s (a master is out after two failed checks).
+	HealthCheckInterval Duration `json:"healthCheckInterval,omitempty" yaml:"healthCheckInterval,omitempty"`
 }
 
 type Kubernetes struct {
