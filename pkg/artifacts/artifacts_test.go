@@ -235,3 +235,18 @@ artifacts:
 		t.Errorf("Get(etcd) = %v", err)
 	}
 }
+
+func TestForManifestOrDir(t *testing.T) {
+	if _, err := ForManifestOrDir("a.yaml", "dir", "", ""); err == nil {
+		t.Error("both a file and a dir must be refused")
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "manifest.yaml"), []byte("version: x\nartifacts: []\n"))
+	m, err := ForManifestOrDir("", dir, "", "")
+	if err != nil || m.Dir != dir || m.Version != "x" {
+		t.Errorf("bundle dir: %+v, %v", m, err)
+	}
+	if vPrefix("1.37.2") != "v1.37.2" || vPrefix("v3.6.16") != "v3.6.16" || vPrefix("") != "" {
+		t.Error("vPrefix")
+	}
+}

@@ -6,6 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
 )
 
 // Versions that hack/build-artifacts/build.sh builds by default.
@@ -82,4 +85,37 @@ func DefaultManifest(cacheRoot, k8sVersion, etcdVersion string) (*Manifest, erro
 	out.missing[""] = fmt.Sprintf("not found in %s or %s: run `make artifacts` (or hack/build-artifacts/build.sh all)",
 		filepath.Join(cacheRoot, k8sVersion), filepath.Join(cacheRoot, "etcd-"+etcdVersion))
 	return out, nil
+}
+
+// ForManifestOrDir loads the manifest named by file, else dir/manifest.yaml,
+// else (both empty) DefaultManifest for the given versions.
+func ForManifestOrDir(file, dir, k8sVersion, etcdVersion string) (*Manifest, error) {
+	switch {
+	case file != "" && dir != "":
+		return nil, fmt.Errorf("artifacts: set a manifest file or a bundle dir, not both (%s, %s)", file, dir)
+	case file != "":
+		return Load(file)
+	case dir != "":
+		return Load(filepath.Join(dir, "manifest.yaml"))
+	}
+	return DefaultManifest("", vPrefix(k8sVersion), vPrefix(etcdVersion))
+}
+
+// ForCluster returns the store for an inventory's spec.artifacts (a manifest
+// file, a bundle dir, or by default what build.sh built for the inventory's
+// Kubernetes and etcd versions), downloading into DefaultDownloadDir().
+func ForCluster(c *v1alpha1.Cluster) (*Store, error) {
+	a := c.Spec.Artifacts
+	m, err := ForManifestOrDir(a.Manifest, a.Dir, c.Spec.Kubernetes.Version, c.Spec.Etcd.Version)
+	if err != nil {
+		return nil, fmt.Errorf("spec.artifacts: %w", err)
+	}
+	return NewStore(m, ""), nil
+}
+
+func vPrefix(v string) string {
+	if v == "" || strings.HasPrefix(v, "v") {
+		return v
+	}
+	return "v" + v
 }
