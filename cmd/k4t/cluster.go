@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/artifacts"
+	"k4t.io/k4t/pkg/events"
+	"k4t.io/k4t/pkg/phases"
+	"k4t.io/k4t/pkg/state"
+	"k4t.io/k4t/pkg/transport"
+)
+
+// runFlags are the flags of create cluster, plan and apply.
+type runFlags struct {
+	file       string
+	only, skip []string
+	acceptNew  bool
+	diff       bool
+}
+
+func (f *runFlags) bind(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.file, "file", "f", "", "inventory (hosts.yaml)")
+	_ = cmd.MarkFlagRequired("file")
+	cmd.Flags().StringSliceVar(&f.only, "only", nil, "run only these phases (comma-separated)")
+	cmd.Flags().StringSliceVar(&f.skip, "skip", nil, "skip these phases (comma-separated)")
+	cmd.Flags().BoolVar(&f.acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys (a changed key always fails)")
+}
+
+func init() {
+	register(func(g *globalFlags) *cobra.Command {
+		create := &cobra.Command{Use: "create", Short: "Create a cluster, or print a sample inventory"}
+		var f runFlags
+		cc := &cobra.Command{
+			Use:   "cluster -f hosts.yaml",
+			Short: "Create (or converge) the cluster described by an inventory",
+			Long:  "Runs every phase (" + phaseNames() + ") against the hosts. Safe to re-run: it converges after any failure.",
+			Args:  cobra.NoArgs,
+			RunE:  func(cmd *cobra.Command, _ []string) error { return runPipeline(cmd, g, &f, false) },
+		}
+		f.bind(cc)
+		var out string
+		cfg := &cobra.Command{
+			Use:   "config",
+			Short: "Print a commented sample inventory (HA: 2 slb, 3 masters, 3 workers)",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if out == "" {
+					_, err := cmd.OutOrStdout().Write(v1alpha1.SampleInventory)
+					return err
+				}
+				return os.WriteFile(out, v1alpha1.SampleInventory, 0o644)
+			},
+		}
+		cfg.Flags().StringVar(&out, "out", "", "write to this file instead of stdout")
+		create.AddCommand(cc, cfg)
+		return create
+	})
+	register(func(g *globalFlags) *cobra.Command {
+		var f runFlags
+		c := &cobra.Command{
+			Use:   "plan -f hosts.yaml",
+			Short: "Show, per host, the files, units and commands an apply would change",
+			Args:  cobra.NoArgs,
+			RunE:  func(cmd *cobra.Command, _ []string) error { return runPipeline(cmd, g, &f, true) },
+		}
+		f.bind(c)
+		c.Flags().BoolVar(&f.diff, "diff", true, "show unified diffs of files")
+		return c
+	})
+	register(func(g *globalFlags) *cobra.Command {
+		var f runFlags
+		c := &cobra.Command{
+			Use:   "apply -f hosts.yaml",
+			Short: "Apply the inventory: make every host match it (idempotent)",
+			Args:  cobra.NoArgs,
+			RunE:  func(cmd *cobra.Command, _ []string) error { return runPipeline(cmd, g, &f, false) },
+		}
+		f.bind(c)
+		return c
+	})
+}
+
+func phaseNames() string {
+	s := ""
+	for i, p := range phases.Pipeline() {
+		if i > 0 {
+			s += ", "
+		}
+		s += p.Name()
+	}
+	return s
+}
+
+// loadInventory loads and validates, printing warnings; invalid input is a
+// usage error (exit 2).
+func loadInventory(path string, stderr io.Writer) (*v1alpha1.Cluster, error) {
+	c, problems, err := v1alpha1.Load(path)
+	for _, p := range problems {
+		if p.Severity == v1alpha1.Warning {
+			fmt.Fprintf(stderr, "WARNING: %s: %s\n", path, p.String())
+		}
+	}
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return c, nil
+}
+
+// session is what one command invocation sets up around a cluster.
+type session struct {
+	cluster *v1alpha1.Cluster
+	state   *state.Dir
+	events  *events.Emitter
+	log     *slog.Logger
+	logFile *os.File
+	dialer  *transport.Dialer
+	conn    *phases.Connector
+	runID   string
+}
+
+func (s *session) close() {
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	if s.dialer != nil {
+		s.dialer.Close()
+	}
+	if s.logFile != nil {
+		s.logFile.Close()
+	}
+}
+
+func newRunID() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// openSession loads the inventory, opens the state dir, the log file, the
+// event sinks and the connector.
+func openSession(cmd *cobra.Command, g *globalFlags, file string, acceptNew, showDiff bool) (*session, error) {
+	c, err := loadInventory(file, cmd.ErrOrStderr())
+	if err != nil {
+		return nil, err
+	}
+	st, err := state.Open(g.StateRoot(), c.Metadata.Name)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{cluster: c, state: st, runID: newRunID()}
+	if raw, err := os.ReadFile(file); err == nil {
+		_ = st.WriteFile(st.Inventory(), raw, 0o600)
+	}
+	logPath := g.LogFile()
+	if logPath == "" {
+		logPath = filepath.Join(st.Logs(), s.runID+".log")
+	}
+	s.logFile, err = os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
+	}
+	level := slog.LevelInfo
+	if g.Verbose() {
+		level = slog.LevelDebug
+	}
+	// The log file always gets debug detail; stderr only with -v.
+	handlers := []slog.Handler{slog.NewJSONHandler(s.logFile, &slog.HandlerOptions{Level: slog.LevelDebug})}
+	if g.Verbose() && g.Output() == "text" {
+		handlers = append(handlers, slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	}
+	s.log = slog.New(slog.NewMultiHandler(handlers...))
+	slog.SetDefault(s.log)
+	var out events.Sink
+	if g.Output() == "json" {
+		out = events.JSON{W: cmd.OutOrStdout()}
+	} else {
+		out = &events.Text{W: cmd.OutOrStdout(), Verbose: g.Verbose(), ShowDiff: showDiff}
+	}
+	s.events = events.NewEmitter(s.runID, out, events.JSON{W: s.logFile})
+	keys, err := transport.NewKnownHostsFiles(st.KnownHosts(), acceptNew, userKnownHosts()...)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.dialer = transport.NewDialer()
+	s.conn = phases.NewConnector(c, keys, s.dialer)
+	return s, nil
+}
+
+func userKnownHosts() []string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return nil
+	}
+	p := filepath.Join(home, ".ssh", "known_hosts")
+	if _, err := os.Stat(p); err != nil {
+		return nil
+	}
+	return []string{p}
+}
+
+func (s *session) run(dryRun bool) (*phases.Run, error) {
+	r := &phases.Run{
+		Cluster: s.cluster, State: s.state, Connect: s.conn.Connect,
+		Events: s.events, Log: s.log, DryRun: dryRun,
+		Options: phases.Options{Now: time.Now},
+	}
+	store, err := artifactStore(s.cluster)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	r.Options.Artifacts = store
+	if !dryRun {
+		j, err := state.OpenJournal(s.state.Journal(), s.runID)
+		if err != nil {
+			return nil, err
+		}
+		r.Journal = j
+	}
+	return r, nil
+}
+
+func runPipeline(cmd *cobra.Command, g *globalFlags, f *runFlags, dryRun bool) error {
+	ps, err := phases.Select(phases.Pipeline(), f.only, f.skip)
+	if err != nil {
+		return usageError{err}
+	}
+	s, err := openSession(cmd, g, f.file, f.acceptNew, dryRun && f.diff)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	r, err := s.run(dryRun)
+	if err != nil {
+		return err
+	}
+	defer r.Journal.Close()
+	eng := &phases.Engine{Run: r, Phases: ps, Concurrency: g.Concurrency()}
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	_, err = eng.Execute(ctx)
+	if err != nil {
+		var ce *transport.ConnectError
+		if errors.As(err, &ce) {
+			return err
+		}
+		return fmt.Errorf("%w\n(full log: %s)", err, s.logFile.Name())
+	}
+	return nil
+}
+
+// artifactStore picks the cluster's artifact source: a bundle directory, a
+// manifest file, or what `make artifacts` built into the cache.
+func artifactStore(c *v1alpha1.Cluster) (*artifacts.Store, error) {
+	a := c.Spec.Artifacts
+	var m *artifacts.Manifest
+	var err error
+	switch {
+	case a.Dir != "":
+		m, err = artifacts.Load(filepath.Join(a.Dir, "manifest.yaml"))
+	case a.Manifest != "":
+		m, err = artifacts.Load(a.Manifest)
+	default:
+		m, err = artifacts.DefaultManifest("", c.Spec.Kubernetes.Version, c.Spec.Etcd.Version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("spec.artifacts: %w", err)
+	}
+	return artifacts.NewStore(m, artifacts.DefaultDownloadDir()), nil
+}

@@ -1,0 +1,396 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/events"
+	"k4t.io/k4t/pkg/state"
+	"k4t.io/k4t/pkg/transport"
+)
+
+// Phase is one step of the pipeline. Everything else a phase can do is an
+// optional interface below, so a phase implements only what it needs.
+type Phase interface {
+	Name() string
+	Title() string
+}
+
+// HostPlanner is a phase that works out, per host, what it would change.
+type HostPlanner interface {
+	Phase
+	Hosts(r *Run) []*v1alpha1.Host
+	Plan(ctx context.Context, hc *HostCtx) ([]*Change, error)
+}
+
+// Preparer does local work before planning (e.g. issuing certificates in
+// the state dir). It runs for plan too: it must not touch hosts.
+type Preparer interface {
+	Prepare(ctx context.Context, r *Run) error
+}
+
+// ShouldRunner can skip a phase for a cluster (e.g. no slb hosts).
+type ShouldRunner interface {
+	ShouldRun(r *Run) bool
+}
+
+// Applier replaces the default apply (every host in parallel, its changes
+// in order), e.g. for a transaction across hosts.
+type Applier interface {
+	Apply(ctx context.Context, r *Run, plans []*HostPlan) error
+}
+
+// Checker verifies the phase's outcome after apply (health gates).
+type Checker interface {
+	Check(ctx context.Context, r *Run) error
+}
+
+// PlanChecker marks a Checker that is read-only, so plan runs it too
+// (preflight).
+type PlanChecker interface {
+	Checker
+	CheckInPlan()
+}
+
+// HostPlan is one host's changes in one phase.
+type HostPlan struct {
+	*HostCtx
+	Changes []*Change
+}
+
+// Engine runs phases in order.
+type Engine struct {
+	Run         *Run
+	Phases      []Phase
+	Concurrency int
+}
+
+// Summary is what a run did.
+type Summary struct {
+	Changes  int
+	PerPhase map[string]int
+	Duration time.Duration
+}
+
+// Execute plans every phase and, unless r.DryRun, applies it before the next
+// phase plans. In plan mode it plans every phase against the hosts as they
+// are now.
+func (e *Engine) Execute(ctx context.Context) (*Summary, error) {
+	r := e.Run
+	start := time.Now()
+	sum := &Summary{PerPhase: map[string]int{}}
+	verb := "apply"
+	if r.DryRun {
+		verb = "plan"
+	}
+	if r.Journal != nil && !r.DryRun {
+		p, err := state.PendingIntents(r.State.Journal())
+		if err != nil {
+			return nil, fmt.Errorf("reading journal: %w", err)
+		}
+		r.pending = p
+	} else if r.State != nil {
+		r.pending, _ = state.PendingIntents(r.State.Journal())
+	}
+	r.Events.Emit(events.Event{Type: events.RunStart, Message: verb})
+	var runErr error
+	for _, p := range e.Phases {
+		if err := ctx.Err(); err != nil {
+			runErr = err
+			break
+		}
+		n, err := e.phase(ctx, p)
+		sum.Changes += n
+		sum.PerPhase[p.Name()] = n
+		if err != nil {
+			runErr = err
+			break
+		}
+	}
+	sum.Duration = time.Since(start)
+	end := events.Event{Type: events.RunEnd, Changes: sum.Changes, Duration: sum.Duration, Message: verb + " complete"}
+	if runErr != nil {
+		end.Error = runErr.Error()
+	}
+	r.Events.Emit(end)
+	return sum, runErr
+}
+
+func (e *Engine) phase(ctx context.Context, p Phase) (int, error) {
+	r := e.Run
+	if s, ok := p.(ShouldRunner); ok && !s.ShouldRun(r) {
+		return 0, nil
+	}
+	start := time.Now()
+	r.Events.Emit(events.Event{Type: events.PhaseStart, Phase: p.Name(), Message: p.Title()})
+	n, err := e.phaseBody(ctx, p)
+	ev := events.Event{Type: events.PhaseEnd, Phase: p.Name(), Changes: n, Duration: time.Since(start)}
+	if err != nil {
+		ev.Error = err.Error()
+		r.Events.Emit(events.Event{Type: events.Error, Phase: p.Name(), Error: err.Error()})
+	}
+	r.Events.Emit(ev)
+	return n, err
+}
+
+func (e *Engine) phaseBody(ctx context.Context, p Phase) (int, error) {
+	r := e.Run
+	if pr, ok := p.(Preparer); ok {
+		if err := pr.Prepare(ctx, r); err != nil {
+			return 0, wrapPhase(p.Name(), "", err)
+		}
+	}
+	hp, ok := p.(HostPlanner)
+	if !ok {
+		if c, ok := p.(Checker); ok && !r.DryRun {
+			return 0, wrapPhase(p.Name(), "", c.Check(ctx, r))
+		}
+		return 0, nil
+	}
+	plans, err := e.plan(ctx, hp)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, pl := range plans {
+		n += len(pl.Changes)
+	}
+	if r.DryRun {
+		if c, ok := p.(PlanChecker); ok {
+			if err := c.Check(ctx, r); err != nil {
+				return n, wrapPhase(p.Name(), "", err)
+			}
+		}
+		for _, pl := range plans {
+			for _, c := range pl.Changes {
+				r.Events.Emit(events.Event{Type: events.Change, Action: "planned", Phase: p.Name(), Host: c.Host, Kind: string(c.Kind), Message: c.Desc, Diff: c.Diff})
+			}
+		}
+		return n, nil
+	}
+	if n > 0 {
+		if a, ok := p.(Applier); ok {
+			err = a.Apply(ctx, r, plans)
+		} else {
+			err = e.forEach(ctx, plans, func(ctx context.Context, pl *HostPlan) error {
+				return ApplyChanges(ctx, r, pl)
+			})
+		}
+		if err != nil {
+			return n, wrapPhase(p.Name(), "", err)
+		}
+	}
+	if c, ok := p.(Checker); ok {
+		if err := c.Check(ctx, r); err != nil {
+			return n, wrapPhase(p.Name(), "", err)
+		}
+	}
+	return n, nil
+}
+
+// plan works out every host's changes in parallel; every host's failure is
+// reported, not just the first.
+func (e *Engine) plan(ctx context.Context, p HostPlanner) ([]*HostPlan, error) {
+	r := e.Run
+	hosts := p.Hosts(r)
+	plans := make([]*HostPlan, len(hosts))
+	for i, h := range hosts {
+		plans[i] = &HostPlan{HostCtx: &HostCtx{Host: h, Run: r}}
+	}
+	err := e.forEach(ctx, plans, func(ctx context.Context, pl *HostPlan) error {
+		conn, err := r.Connect(ctx, pl.Host)
+		if err != nil {
+			return err
+		}
+		pl.Conn = conn
+		cs, err := p.Plan(ctx, pl.HostCtx)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			c.Host, c.Phase = pl.Name(), p.Name()
+		}
+		pl.Changes = append(cs, r.pendingChanges(pl.HostCtx, p.Name(), cs)...)
+		return nil
+	}, wrapHost(p.Name()))
+	return plans, err
+}
+
+// pendingChanges re-plans what a killed run had started but not finished.
+func (r *Run) pendingChanges(hc *HostCtx, phase string, planned []*Change) []*Change {
+	have := map[string]bool{}
+	for _, c := range planned {
+		have[c.Key] = true
+	}
+	var out []*Change
+	for _, p := range r.pending {
+		if p.Host != hc.Name() || p.Phase != phase || have[p.Key] {
+			continue
+		}
+		if unit, ok := strings.CutPrefix(p.Key, "restart:"); ok {
+			c := restartChange(hc, unit, "restart", true) // the phase's Check waits for health
+			c.Desc += " (left pending by an interrupted run)"
+			c.Phase = phase
+			out = append(out, c)
+			have[p.Key] = true
+		}
+	}
+	return out
+}
+
+// ApplyChanges applies one host's changes in order, journaling and emitting
+// each. It stops at the first failure.
+func ApplyChanges(ctx context.Context, r *Run, pl *HostPlan) error {
+	start := time.Now()
+	r.Events.Emit(events.Event{Type: events.HostStart, Host: pl.Name(), Phase: phaseOf(pl)})
+	// Intents go first, before any file is written: a run killed between a
+	// config upload and its restart must still restart next time, even
+	// though the file will by then look unchanged.
+	for _, c := range pl.Changes {
+		if c.Journaled {
+			if err := r.Journal.Record(c.Host, c.Phase, state.Intent, c.Key, c.Desc); err != nil {
+				return err
+			}
+		}
+	}
+	done := 0
+	var err error
+	for _, c := range pl.Changes {
+		if err = ApplyChange(ctx, r, pl.Conn, c); err != nil {
+			break
+		}
+		done++
+	}
+	ev := events.Event{Type: events.HostEnd, Host: pl.Name(), Phase: phaseOf(pl), Changes: done, Duration: time.Since(start)}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	r.Events.Emit(ev)
+	return err
+}
+
+func phaseOf(pl *HostPlan) string {
+	if len(pl.Changes) > 0 {
+		return pl.Changes[0].Phase
+	}
+	return ""
+}
+
+// ApplyChange applies one change: journal intent, apply, journal done, emit.
+func ApplyChange(ctx context.Context, r *Run, h transport.Host, c *Change) error {
+	if r.DryRun {
+		return fmt.Errorf("internal: apply during plan (%s)", c)
+	}
+	if c.Journaled {
+		if err := r.Journal.Record(c.Host, c.Phase, state.Intent, c.Key, c.Desc); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	err := c.Apply(ctx, h)
+	ev := events.Event{Type: events.Change, Action: "applied", Phase: c.Phase, Host: c.Host, Kind: string(c.Kind), Message: c.Desc, Duration: time.Since(start)}
+	if err != nil {
+		ev.Action, ev.Error = "failed", err.Error()
+		if c.Journaled {
+			_ = r.Journal.Record(c.Host, c.Phase, state.Failed, c.Key, err.Error())
+		}
+		r.Events.Emit(ev)
+		return &Error{Host: c.Host, Phase: c.Phase, Err: fmt.Errorf("%s: %w", c.Desc, err)}
+	}
+	if c.Journaled {
+		if err := r.Journal.Record(c.Host, c.Phase, state.Done, c.Key, c.Desc); err != nil {
+			return err
+		}
+	}
+	r.Events.Emit(ev)
+	return nil
+}
+
+// forEach runs fn on every plan with at most Concurrency at once and joins
+// every error. A wrap function may decorate each host's error.
+func (e *Engine) forEach(ctx context.Context, plans []*HostPlan, fn func(context.Context, *HostPlan) error, wrap ...func(*HostPlan, error) error) error {
+	n := e.Concurrency
+	if n <= 0 {
+		n = 20
+	}
+	sem := make(chan struct{}, n)
+	errs := make([]error, len(plans))
+	var wg sync.WaitGroup
+	for i, pl := range plans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			if err := fn(ctx, pl); err != nil {
+				for _, w := range wrap {
+					err = w(pl, err)
+				}
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	return joinHostErrors(errs)
+}
+
+// joinHostErrors joins errors one per line, dropping duplicates of a
+// cancelled context.
+func joinHostErrors(errs []error) error {
+	var out []error
+	cancelled := false
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, context.Canceled) {
+			if cancelled {
+				continue
+			}
+			cancelled = true
+		}
+		out = append(out, err)
+	}
+	return errors.Join(out...)
+}
+
+func wrapHost(phase string) func(*HostPlan, error) error {
+	return func(pl *HostPlan, err error) error { return wrapPhase(phase, pl.Name(), err) }
+}
+
+// wrapPhase makes err an *Error naming host and phase unless it already is one.
+func wrapPhase(phase, host string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *Error
+	if errors.As(err, &pe) && (pe.Host != "" || host == "") {
+		if pe.Phase == "" {
+			pe.Phase = phase
+		}
+		return err
+	}
+	if _, ok := err.(interface{ Unwrap() []error }); ok {
+		return err // already a list of per-host errors
+	}
+	e := &Error{Host: host, Phase: phase, Err: err}
+	var ce *transport.ConnectError
+	var ke *transport.HostKeyError
+	switch {
+	case errors.As(err, &ke):
+		e.Err = errors.New(strings.TrimPrefix(ke.Error(), host+": "))
+	case errors.As(err, &ce):
+		e.Err = errors.New(strings.TrimPrefix(ce.Error(), host+": "))
+	}
+	return e
+}

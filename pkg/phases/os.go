@@ -1,0 +1,94 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/templates"
+	"k4t.io/k4t/pkg/transport"
+)
+
+// OS prepares every host: hostname, the cluster's block in /etc/hosts,
+// k4t's sysctls (applied from k4t's own file only) and swap off.
+type OS struct{}
+
+func (*OS) Name() string                  { return "os" }
+func (*OS) Title() string                 { return "OS: hostname, /etc/hosts, sysctls, swap" }
+func (*OS) Hosts(r *Run) []*v1alpha1.Host { return allHosts(r) }
+
+const sysctlPath = templates.SysctlPath
+
+func (o *OS) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+	f, err := hc.Facts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Change
+	add := func(c *Change, err error) error {
+		if c != nil {
+			out = append(out, c)
+		}
+		return err
+	}
+	name := hc.Name()
+	if err := add(FileChange(ctx, hc, o.Name(), transport.File{Path: "/etc/hostname", Mode: 0o644, Content: []byte(name + "\n")}, FileOpts{})); err != nil {
+		return nil, err
+	}
+	if f.Hostname != name {
+		out = append(out, CommandChange(hc, o.Name(), fmt.Sprintf("hostname %s (was %s)", name, f.Hostname), "hostname "+shellQuote(name)))
+	}
+	cur, err := hc.Conn.Get(ctx, "/etc/hosts")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	hosts := etcHosts(cur, hc.Run.Cluster)
+	if err := add(FileChange(ctx, hc, o.Name(), transport.File{Path: "/etc/hosts", Mode: 0o644, Content: hosts}, FileOpts{})); err != nil {
+		return nil, err
+	}
+	sysctl, err := templates.SysctlConf(templates.SysctlInput{NonLocalBind: hc.Host.HasRole(v1alpha1.RoleSLB)})
+	if err != nil {
+		return nil, err
+	}
+	c, err := FileChange(ctx, hc, o.Name(), transport.File{Path: sysctlPath, Mode: 0o644, Content: sysctl}, FileOpts{})
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		out = append(out, c, CommandChange(hc, o.Name(), "sysctl -p "+sysctlPath, "sysctl -q -p "+sysctlPath))
+	}
+	if f.Swap > 0 && !hc.Host.HasRole(v1alpha1.RoleSLB) {
+		out = append(out, CommandChange(hc, o.Name(), "swapoff -a (and comment swap out of /etc/fstab)", `swapoff -a && sed -i.k4t-bak '/\sswap\s/s/^[^#]/#&/' /etc/fstab`))
+	}
+	return out, nil
+}
+
+const (
+	hostsBegin = "# BEGIN k4t managed block"
+	hostsEnd   = "# END k4t managed block"
+)
+
+// etcHosts replaces (or appends) k4t's block in /etc/hosts, leaving every
+// other line as it is.
+func etcHosts(cur []byte, c *v1alpha1.Cluster) []byte {
+	var b strings.Builder
+	b.WriteString(hostsBegin + "\n")
+	for _, h := range c.Spec.Hosts {
+		fmt.Fprintf(&b, "%s %s\n", h.InternalAddress, h.Name)
+	}
+	b.WriteString(hostsEnd + "\n")
+	text := string(cur)
+	if i := strings.Index(text, hostsBegin); i >= 0 {
+		if j := strings.Index(text[i:], hostsEnd); j >= 0 {
+			rest := strings.TrimPrefix(text[i+j+len(hostsEnd):], "\n")
+			return []byte(text[:i] + b.String() + rest)
+		}
+	}
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	return []byte(text + b.String())
+}

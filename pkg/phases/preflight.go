@@ -1,0 +1,176 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+)
+
+// Preflight reaches every host and checks all of them before any host is
+// changed. It plans no changes; every failed check of every host is reported
+// at once, each with its host and fix.
+type Preflight struct {
+	mu       sync.Mutex
+	problems []error
+	clocks   map[string]time.Duration // host clock minus bastion clock
+}
+
+func (*Preflight) CheckInPlan() {}
+func (*Preflight) Name() string { return "preflight" }
+func (*Preflight) Title() string {
+	return "Preflight: reach every host and check it before changing any"
+}
+
+func (p *Preflight) Hosts(r *Run) []*v1alpha1.Host { return allHosts(r) }
+
+func allHosts(r *Run) []*v1alpha1.Host {
+	out := make([]*v1alpha1.Host, len(r.Cluster.Spec.Hosts))
+	for i := range r.Cluster.Spec.Hosts {
+		out[i] = &r.Cluster.Spec.Hosts[i]
+	}
+	return out
+}
+
+// Minimum sizes per role (MemTotal, kB; free disk on /var, kB).
+var minSizes = map[v1alpha1.Role][2]int64{
+	v1alpha1.RoleSLB:    {256 << 10, 1 << 20},
+	v1alpha1.RoleEtcd:   {512 << 10, 2 << 20},
+	v1alpha1.RoleMaster: {1700 << 10, 4 << 20},
+	v1alpha1.RoleWorker: {900 << 10, 4 << 20},
+}
+
+// portsOf lists the ports a role needs free, with the unit that, when
+// active, is the legitimate owner on a re-run.
+func portsOf(r *Run, h *v1alpha1.Host) map[int]string {
+	ports := map[int]string{}
+	if h.HasRole(v1alpha1.RoleSLB) {
+		ports[r.Cluster.Spec.ControlPlaneEndpoint.Port] = "haproxy"
+	}
+	etcdHost := h.HasRole(v1alpha1.RoleEtcd) || (h.HasRole(v1alpha1.RoleMaster) && r.Cluster.Spec.Etcd.Topology != v1alpha1.EtcdExternal)
+	if etcdHost {
+		ports[2379], ports[2380] = "etcd", "etcd"
+	}
+	if h.HasRole(v1alpha1.RoleMaster) {
+		ports[6443], ports[10257], ports[10259] = "kubelet", "kubelet", "kubelet"
+	}
+	if h.HasRole(v1alpha1.RoleMaster) || h.HasRole(v1alpha1.RoleWorker) {
+		ports[10250] = "kubelet"
+	}
+	return ports
+}
+
+func (p *Preflight) skip(r *Run, check string) bool {
+	for _, s := range r.Cluster.Spec.Preflight.Skip {
+		if s == check {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Preflight) fail(host, check, hint, format string, a ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.problems = append(p.problems, &Error{Host: host, Phase: "preflight", Hint: hint,
+		Err: fmt.Errorf("[%s] %s", check, fmt.Sprintf(format, a...))})
+}
+
+// Plan runs the read-only checks of one host.
+func (p *Preflight) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+	r := hc.Run
+	start := time.Now()
+	f, err := hc.Facts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The host's clock read at the midpoint of the facts command.
+	offset := f.Time.Sub(start.Add(f.RTT / 2))
+	p.mu.Lock()
+	if p.clocks == nil {
+		p.clocks = map[string]time.Duration{}
+	}
+	p.clocks[hc.Name()] = offset
+	p.mu.Unlock()
+	h, name := hc.Host, hc.Name()
+	if !p.skip(r, "os") {
+		if f.Init != "systemd" {
+			p.fail(name, "os", "k4t manages services with systemd; use a systemd-based distribution", "init system is %q, not systemd", f.Init)
+		}
+		if f.Arch != "x86_64" && f.Arch != "aarch64" {
+			p.fail(name, "os", "use an amd64 or arm64 host", "unsupported architecture %q", f.Arch)
+		}
+	}
+	if !p.skip(r, "commands") && len(f.Missing) > 0 {
+		p.fail(name, "commands", "install them with the host's package manager (e.g. apt-get install -y iproute2 iptables coreutils tar)", "required commands missing: %s", strings.Join(f.Missing, ", "))
+	}
+	if !p.skip(r, "resources") {
+		for _, role := range h.Roles {
+			min, ok := minSizes[role]
+			if !ok {
+				continue
+			}
+			if f.MemTotalKB > 0 && f.MemTotalKB < min[0] {
+				p.fail(name, "resources", "give the host more memory or skip the check with preflight.skip: [resources]", "%d MiB memory, a %s needs at least %d MiB", f.MemTotalKB>>10, role, min[0]>>10)
+			}
+			if f.DiskFreeKB < min[1] {
+				p.fail(name, "resources", "free space under /var", "%d MiB free on /var, a %s needs at least %d MiB", f.DiskFreeKB>>10, role, min[1]>>10)
+			}
+		}
+	}
+	if !p.skip(r, "ports") {
+		ports := portsOf(r, h)
+		var busy []string
+		for port, owner := range ports {
+			if f.Ports[port] && !f.Active[owner] {
+				busy = append(busy, fmt.Sprint(port))
+			}
+		}
+		sort.Strings(busy)
+		if len(busy) > 0 {
+			p.fail(name, "ports", "stop whatever listens there (ss -ltnp shows it)", "port(s) %s already in use", strings.Join(busy, ", "))
+		}
+	}
+	if !p.skip(r, "kernel") && (h.HasRole(v1alpha1.RoleMaster) || h.HasRole(v1alpha1.RoleWorker)) {
+		if !f.BrNetfilter {
+			p.fail(name, "kernel", "load it (modprobe br_netfilter) or use a kernel with it built in", "bridge netfilter is not available (/proc/sys/net/bridge missing)")
+		}
+		if !f.Overlay {
+			p.fail(name, "kernel", "load it (modprobe overlay) or use a kernel with it built in", "overlay filesystem is not available")
+		}
+	}
+	if h.HasRole(v1alpha1.RoleSLB) && f.PkgManager == "" && !p.skip(r, "packages") {
+		p.fail(name, "packages", "install haproxy and keepalived by hand, or use a distribution with apt, dnf, yum or apk", "no supported package manager found")
+	}
+	return nil, nil
+}
+
+// Check reports every problem found on every host at once, then checks what
+// only the whole cluster shows: clock skew and duplicate hostnames.
+func (p *Preflight) Check(ctx context.Context, r *Run) error {
+	if !p.skip(r, "clock") && len(p.clocks) > 1 {
+		var lo, hi string
+		for h, off := range p.clocks {
+			if lo == "" || off < p.clocks[lo] {
+				lo = h
+			}
+			if hi == "" || off > p.clocks[hi] {
+				hi = h
+			}
+		}
+		if skew := p.clocks[hi] - p.clocks[lo]; skew > 2*time.Second {
+			p.fail(hi, "clock", "synchronise clocks (chrony or systemd-timesyncd); etcd and certificates need it", "clock is %s ahead of %s", skew.Round(time.Millisecond), lo)
+		}
+	}
+	if len(p.problems) == 0 {
+		r.Events.Infof("preflight", "", "%d host(s) passed preflight", len(r.Cluster.Spec.Hosts))
+		return nil
+	}
+	sort.SliceStable(p.problems, func(i, j int) bool { return p.problems[i].Error() < p.problems[j].Error() })
+	return errors.Join(p.problems...)
+}

@@ -1,0 +1,206 @@
+// Package phases is k4t's engine: an ordered pipeline of phases (pipeline.go),
+// each in its own file, that work out per host what they would change
+// (Changes) and then, on apply, perform exactly that through the transport.
+package phases
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/artifacts"
+	"k4t.io/k4t/pkg/events"
+	"k4t.io/k4t/pkg/state"
+	"k4t.io/k4t/pkg/transport"
+)
+
+// Run is what every phase sees during one k4t invocation.
+type Run struct {
+	Cluster *v1alpha1.Cluster
+	State   *state.Dir
+	// Connect returns the one connection to a host for this run.
+	Connect func(ctx context.Context, h *v1alpha1.Host) (transport.Host, error)
+	Events  *events.Emitter
+	Log     *slog.Logger
+	Journal *state.Journal
+	// DryRun is set by plan: phases must not change anything on hosts.
+	DryRun bool
+	// Options that phases read.
+	Options Options
+
+	factsMu sync.Mutex
+	facts   map[string]*factsOnce
+	pending []state.Pending
+}
+
+// Options are run-wide settings from the command line.
+type Options struct {
+	// Artifacts resolves artifact names to verified local files.
+	Artifacts *artifacts.Store
+	// Now is the clock (tests set it).
+	Now func() time.Time
+}
+
+// Now is the run's clock.
+func (r *Run) Now() time.Time {
+	if r.Options.Now != nil {
+		return r.Options.Now()
+	}
+	return time.Now()
+}
+
+// HostCtx is one host inside a phase.
+type HostCtx struct {
+	Host *v1alpha1.Host
+	Conn transport.Host
+	Run  *Run
+}
+
+func (hc *HostCtx) Name() string { return hc.Host.Name }
+
+// Facts returns the host's facts, gathered once per run.
+func (hc *HostCtx) Facts(ctx context.Context) (*Facts, error) { return hc.Run.Facts(ctx, hc) }
+
+// Facts is what one read-only command learnt about a host.
+type Facts struct {
+	OS, OSVersion, Arch, Kernel, Hostname, Init, Cgroup string
+	MemTotalKB, MemAvailableKB, DiskFreeKB              int64
+	Swap                                                int
+	Time                                                time.Time
+	RTT                                                 time.Duration // round trip of the facts command
+	Ports                                               map[int]bool
+	Iface                                               string
+	BrNetfilter, Overlay                                bool
+	Missing                                             []string
+	PkgManager                                          string
+	Active                                              map[string]bool // k4t-managed units now active
+}
+
+//go:embed scripts/facts.sh
+var factsScript string
+
+type factsOnce struct {
+	once sync.Once
+	f    *Facts
+	err  error
+}
+
+// Facts gathers (once per run) the facts of hc's host.
+func (r *Run) Facts(ctx context.Context, hc *HostCtx) (*Facts, error) {
+	r.factsMu.Lock()
+	if r.facts == nil {
+		r.facts = map[string]*factsOnce{}
+	}
+	fo := r.facts[hc.Name()]
+	if fo == nil {
+		fo = &factsOnce{}
+		r.facts[hc.Name()] = fo
+	}
+	r.factsMu.Unlock()
+	fo.once.Do(func() { fo.f, fo.err = gatherFacts(ctx, hc) })
+	return fo.f, fo.err
+}
+
+func gatherFacts(ctx context.Context, hc *HostCtx) (*Facts, error) {
+	start := time.Now()
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "sh -s -- " + shellQuote(hc.Host.InternalAddress), Stdin: []byte(factsScript), Timeout: 30 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("gathering facts: %w", err)
+	}
+	rtt := time.Since(start)
+	f := parseFacts(string(res.Stdout))
+	f.RTT = rtt
+	return f, nil
+}
+
+func parseFacts(out string) *Facts {
+	f := &Facts{Ports: map[int]bool{}, Active: map[string]bool{}}
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case "os":
+			f.OS = v
+		case "os_version":
+			f.OSVersion = v
+		case "arch":
+			f.Arch = v
+		case "kernel":
+			f.Kernel = v
+		case "hostname":
+			f.Hostname = v
+		case "init":
+			f.Init = v
+		case "cgroup":
+			f.Cgroup = map[string]string{"cgroup2fs": "v2", "tmpfs": "v1"}[v]
+		case "memtotal":
+			f.MemTotalKB = n
+		case "memavailable":
+			f.MemAvailableKB = n
+		case "disk_free_kb":
+			f.DiskFreeKB = n
+		case "swap":
+			f.Swap = int(n)
+		case "time":
+			if t, err := strconv.ParseFloat(v, 64); err == nil {
+				f.Time = time.Unix(0, int64(t*1e9))
+			}
+		case "ports_hex":
+			for _, p := range strings.Split(v, ",") {
+				if port, err := strconv.ParseInt(p, 16, 32); err == nil && p != "" {
+					f.Ports[int(port)] = true
+				}
+			}
+		case "iface":
+			f.Iface = strings.Fields(v + " ")[0]
+		case "br_netfilter":
+			f.BrNetfilter = v == "yes"
+		case "overlay":
+			f.Overlay = v == "yes"
+		case "missing":
+			f.Missing = append(f.Missing, v)
+		case "pkg":
+			f.PkgManager = v
+		case "active":
+			f.Active[v] = true
+		}
+	}
+	return f
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// Error is a failure on one host in one phase, with what to do about it.
+type Error struct {
+	Host  string
+	Phase string
+	Err   error
+	Hint  string
+}
+
+func (e *Error) Error() string {
+	s := e.Phase + ": " + e.Err.Error()
+	if e.Host != "" {
+		s = e.Host + " / " + s
+	}
+	if e.Hint != "" {
+		s += " — " + e.Hint
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf makes an *Error with a hint.
+func Errorf(host, phase, hint, format string, a ...any) *Error {
+	return &Error{Host: host, Phase: phase, Hint: hint, Err: fmt.Errorf(format, a...)}
+}

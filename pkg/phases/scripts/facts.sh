@@ -1,0 +1,15 @@
+# k4t facts: one key=value per line; read-only. $1 = the host's internal address.
+. /etc/os-release 2>/dev/null; echo "os=$ID"; echo "os_version=$VERSION_ID"
+echo "arch=$(uname -m)"; echo "kernel=$(uname -r)"; echo "hostname=$(hostname)"
+echo "init=$(cat /proc/1/comm)"; echo "cgroup=$(stat -fc %T /sys/fs/cgroup)"
+awk '/^MemTotal|^MemAvailable/{print tolower($1) $2}' /proc/meminfo | sed 's/:/=/'
+echo "disk_free_kb=$(df -Pk /var | awk 'NR==2{print $4}')"
+echo "swap=$(awk 'NR>1' /proc/swaps | wc -l)"
+echo "time=$(date +%s.%N)"
+echo "ports_hex=$(awk 'NR>1 && $4=="0A"{split($2,a,":"); printf "%s,", a[2]}' /proc/net/tcp /proc/net/tcp6 2>/dev/null)"
+echo "iface=$(ip -o -4 addr show | awk -v a="$1" '{split($4,p,"/"); if (p[1]==a) print $2}')"
+echo "br_netfilter=$(test -d /proc/sys/net/bridge && echo yes || echo no)"
+echo "overlay=$(grep -qw overlay /proc/filesystems && echo yes || echo no)"
+for u in etcd haproxy keepalived kube-apiserver kubelet containerd; do systemctl is-active -q $u 2>/dev/null && echo "active=$u"; done
+for c in systemctl sha256sum ip iptables sysctl mount tar; do command -v $c >/dev/null || echo "missing=$c"; done
+for p in apt-get dnf yum apk; do command -v $p >/dev/null && { echo "pkg=$p"; break; }; done
