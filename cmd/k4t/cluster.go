@@ -217,7 +217,7 @@ func (s *session) run(dryRun bool) (*phases.Run, error) {
 		Events: s.events, Log: s.log, DryRun: dryRun,
 		Options: phases.Options{Now: time.Now},
 	}
-	store, err := artifactStore(s.cluster)
+	store, err := artifacts.ForCluster(s.cluster)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -263,22 +263,3 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *runFlags, dryRun bool) e
 	return nil
 }
 
-// artifactStore picks the cluster's artifact source: a bundle directory, a
-// manifest file, or what `make artifacts` built into the cache.
-func artifactStore(c *v1alpha1.Cluster) (*artifacts.Store, error) {
-	a := c.Spec.Artifacts
-	var m *artifacts.Manifest
-	var err error
-	switch {
-	case a.Dir != "":
-		m, err = artifacts.Load(filepath.Join(a.Dir, "manifest.yaml"))
-	case a.Manifest != "":
-		m, err = artifacts.Load(a.Manifest)
-	default:
-		m, err = artifacts.DefaultManifest("", c.Spec.Kubernetes.Version, c.Spec.Etcd.Version)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("spec.artifacts: %w", err)
-	}
-	return artifacts.NewStore(m, artifacts.DefaultDownloadDir()), nil
-}
