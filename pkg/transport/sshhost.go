@@ -1,0 +1,232 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// sshHost is a Host over one SSH connection: every command is a session on
+// it and the one sftp client (opened on first use) is a channel on it too.
+type sshHost struct {
+	cfg    Config
+	client *ssh.Client
+	owned  []*ssh.Client // jump connections closed with this host
+
+	sftpMu  sync.Mutex
+	sftpc   *sftp.Client
+	sftpErr error
+
+	sudoMu   sync.Mutex
+	sudoDone bool
+	sudoPass bool // sudo wants the password (else sudo -n works)
+	sudoErr  error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func newSSHHost(cfg Config, c *ssh.Client, owned []*ssh.Client) *sshHost {
+	return &sshHost{cfg: cfg, client: c, owned: owned}
+}
+
+func (h *sshHost) Name() string { return h.cfg.Name }
+
+func (h *sshHost) Close() error {
+	h.closeOnce.Do(func() {
+		h.sftpMu.Lock()
+		if h.sftpc != nil {
+			h.sftpc.Close()
+		}
+		h.sftpErr = errors.New("connection closed")
+		h.sftpMu.Unlock()
+		h.closeErr = h.client.Close()
+		closeAll(h.owned)
+	})
+	return h.closeErr
+}
+
+// Run runs cmd with sh -c, through sudo when configured.
+func (h *sshHost) Run(ctx context.Context, cmd Cmd) (Result, error) {
+	line := "sh -c " + shellQuote(cmd.Command)
+	stdin := cmd.Stdin
+	if h.cfg.useSudo() {
+		if err := h.checkSudo(ctx); err != nil {
+			return Result{}, err
+		}
+		if h.sudoPass {
+			line = "sudo -k -S -p '' " + line
+			stdin = append(append([]byte(h.cfg.SudoPassword), '\n'), cmd.Stdin...)
+		} else {
+			line = "sudo -n " + line
+		}
+	}
+	return h.exec(ctx, cmd, line, stdin)
+}
+
+// checkSudo finds out once whether sudo needs the password and whether the
+// configured one is right, so no command ever gets the password as input by
+// mistake and a wrong password fails clearly.
+func (h *sshHost) checkSudo(ctx context.Context) error {
+	h.sudoMu.Lock()
+	defer h.sudoMu.Unlock()
+	if h.sudoDone {
+		return h.sudoErr
+	}
+	probe := Cmd{Command: "sudo -n true", Timeout: 30 * time.Second}
+	_, err := h.exec(ctx, probe, probe.Command, nil)
+	var ce *CmdError
+	switch {
+	case err == nil:
+		h.sudoPass = false
+	case errors.As(err, &ce) && ce.ExitCode == 127:
+		err = fmt.Errorf("%s: sudo is not installed (login user %q is not root) — install sudo or log in as root", h.Name(), h.cfg.user())
+	case errors.As(err, &ce):
+		if h.cfg.SudoPassword == "" {
+			err = fmt.Errorf("%s: sudo needs a password for %q — set sudo.password in hosts.yaml (or allow NOPASSWD)", h.Name(), h.cfg.user())
+			break
+		}
+		check := Cmd{Command: "sudo -k -S -p '' true", Timeout: 30 * time.Second, Secret: true}
+		_, err = h.exec(ctx, check, check.Command, []byte(h.cfg.SudoPassword+"\n"))
+		if errors.As(err, &ce) {
+			err = fmt.Errorf("%s: sudo rejected the password of %q (exit %d) — check sudo.password in hosts.yaml and that %q may use sudo",
+				h.Name(), h.cfg.user(), ce.ExitCode, h.cfg.user())
+		}
+		h.sudoPass = true
+	}
+	if err != nil && ctx.Err() != nil {
+		return err // do not remember a cancellation
+	}
+	h.sudoDone, h.sudoErr = true, err
+	return err
+}
+
+// exec runs line (already wrapped) in a new session on the connection.
+func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte) (Result, error) {
+	timeout := cmd.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	short := trimCommand(cmd.Command)
+	start := time.Now()
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("%s: command %q not started: %w", h.Name(), short, err)
+	}
+	sess, err := h.client.NewSession()
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: opening an ssh session: %w — the connection to %s is gone; re-run", h.Name(), err, h.cfg.Addr)
+	}
+	defer sess.Close()
+	var stdout, stderr bytes.Buffer
+	sess.Stdout, sess.Stderr = &stdout, &stderr
+	if stdin != nil {
+		sess.Stdin = bytes.NewReader(stdin)
+	}
+	if err := sess.Start(line); err != nil {
+		return Result{}, fmt.Errorf("%s: starting %q: %w", h.Name(), short, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+
+	var stopErr error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		stopErr = fmt.Errorf("%s: command %q stopped after %s: %w", h.Name(), short, time.Since(start).Round(time.Millisecond), ctx.Err())
+	case <-timer.C:
+		stopErr = fmt.Errorf("%s: command %q timed out after %s on host %s: %w", h.Name(), short, timeout, h.Name(), context.DeadlineExceeded)
+	}
+	if stopErr != nil {
+		sess.Signal(ssh.SIGKILL)
+		sess.Close()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+		slog.Debug("ssh run stopped", "host", h.Name(), "cmd", short, "duration", time.Since(start), "err", stopErr)
+		return Result{}, stopErr
+	}
+	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), Duration: time.Since(start)}
+	code := 0
+	if err != nil {
+		var ee *ssh.ExitError
+		var em *ssh.ExitMissingError
+		switch {
+		case errors.As(err, &ee):
+			code = ee.ExitStatus()
+			if sig := ee.Signal(); sig != "" {
+				res.Stderr = append(res.Stderr, []byte("\n(killed by signal "+sig+")")...)
+			}
+		case errors.As(err, &em):
+			code = -1
+			res.Stderr = append(res.Stderr, []byte("\n(no exit status: the connection may have dropped)")...)
+		default:
+			slog.Debug("ssh run failed", "host", h.Name(), "cmd", short, "duration", res.Duration, "err", err)
+			return res, fmt.Errorf("%s: command %q: %w", h.Name(), short, err)
+		}
+	}
+	slog.Debug("ssh run", "host", h.Name(), "cmd", short, "exit", code, "duration", res.Duration)
+	if code != 0 {
+		tail := stderrTail(res.Stderr)
+		if cmd.Secret {
+			tail = "(output hidden: the command is marked secret)"
+		}
+		return res, &CmdError{Host: h.Name(), Command: short, ExitCode: code, Stderr: tail}
+	}
+	return res, nil
+}
+
+// sftp returns the host's one sftp client, opening it on first use.
+func (h *sshHost) sftp() (*sftp.Client, error) {
+	h.sftpMu.Lock()
+	defer h.sftpMu.Unlock()
+	if h.sftpc != nil || h.sftpErr != nil {
+		return h.sftpc, h.sftpErr
+	}
+	c, err := sftp.NewClient(h.client)
+	if err != nil {
+		h.sftpErr = fmt.Errorf("%s: starting sftp: %w — enable the sftp subsystem in sshd_config (Subsystem sftp internal-sftp)", h.Name(), err)
+		return nil, h.sftpErr
+	}
+	h.sftpc = c
+	return c, nil
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@,+%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func trimCommand(c string) string {
+	c = strings.TrimSpace(c)
+	if i := strings.IndexByte(c, '\n'); i >= 0 {
+		c = c[:i] + " …"
+	}
+	if len(c) > 200 {
+		c = c[:200] + "…"
+	}
+	return c
+}
+
+func stderrTail(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 2000 {
+		s = "…" + s[len(s)-2000:]
+	}
+	return s
+}
