@@ -1,0 +1,215 @@
+package templates
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+)
+
+// SysctlPath is where SysctlConf's file goes. Apply it with
+// `sysctl -p SysctlPath`: `sysctl --system` also replays the distribution's
+// files, which fail on read-only kernel.* keys inside containers.
+const SysctlPath = "/etc/sysctl.d/99-k4t.conf"
+
+// SysctlInput selects the kernel settings of one host.
+type SysctlInput struct {
+	// NonLocalBind sets net.ipv4.ip_nonlocal_bind=1, so HAProxy can bind the
+	// VIP on the slb host that does not hold it. Set on slb hosts.
+	NonLocalBind bool
+}
+
+// SysctlConf renders SysctlPath: forwarding and bridge netfilter for
+// Kubernetes, plus NonLocalBind.
+func SysctlConf(in SysctlInput) ([]byte, error) {
+	return render("sysctl.conf.tmpl", in)
+}
+
+// Container runtime defaults.
+const (
+	ContainerdConfigPath  = "/etc/containerd/config.toml"
+	ContainerdSocket      = "/run/containerd/containerd.sock"
+	DefaultContainerdBin  = "/usr/local/bin/containerd"
+	DefaultCNIBinDir      = "/opt/cni/bin"
+	DefaultCNIConfDir     = "/etc/cni/net.d"
+	DefaultContainerdPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
+
+// ContainerdInput is containerd 2.x's config.toml (config version 3) for CRI.
+type ContainerdInput struct {
+	// SandboxImage is the pinned pause image, e.g.
+	// "registry.k8s.io/pause:3.10.2": it must be the one imported offline.
+	SandboxImage string
+	// RuncPath is the runc binary the runc runtime uses (BinaryName), e.g.
+	// "/usr/local/sbin/runc".
+	RuncPath string
+	// SystemdCgroup makes runc use the systemd cgroup driver; it must match
+	// the kubelet's cgroupDriver ("systemd" when true, "cgroupfs" when
+	// false).
+	SystemdCgroup bool
+	// RestrictOOMScoreAdj keeps containers' oom_score_adj at or above
+	// containerd's own; needed where containerd lacks CAP_SYS_RESOURCE
+	// (e.g. inside systemd-nspawn).
+	RestrictOOMScoreAdj bool
+	// CNIBinDir and CNIConfDir; defaults /opt/cni/bin and /etc/cni/net.d.
+	CNIBinDir  string
+	CNIConfDir string
+}
+
+// ContainerdConfig renders ContainerdConfigPath.
+func ContainerdConfig(in ContainerdInput) ([]byte, error) {
+	p := problems{what: "containerd config.toml"}
+	if in.SandboxImage == "" || containsSpace(in.SandboxImage) || containsQuote(in.SandboxImage) {
+		p.add("SandboxImage: %q must be an image reference, e.g. registry.k8s.io/pause:3.10.2", in.SandboxImage)
+	}
+	p.absPath("RuncPath", in.RuncPath)
+	in.CNIBinDir = orDefault(in.CNIBinDir, DefaultCNIBinDir)
+	in.CNIConfDir = orDefault(in.CNIConfDir, DefaultCNIConfDir)
+	p.absPath("CNIBinDir", in.CNIBinDir)
+	p.absPath("CNIConfDir", in.CNIConfDir)
+	for _, s := range []string{in.RuncPath, in.CNIBinDir, in.CNIConfDir} {
+		if containsQuote(s) || containsSpace(s) {
+			p.add("path %q may not hold quotes or spaces", s)
+		}
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return render("containerd.toml.tmpl", in)
+}
+
+// ContainerdUnitInput is containerd.service.
+type ContainerdUnitInput struct {
+	// BinaryPath of containerd; default /usr/local/bin/containerd.
+	BinaryPath string
+	// PATH for containerd, which finds containerd-shim-runc-v2 on it: put the
+	// directory of the shipped shim first where a distribution shim exists.
+	// Default DefaultContainerdPATH.
+	PATH string
+}
+
+// ContainerdUnit renders /etc/systemd/system/containerd.service.
+func ContainerdUnit(in ContainerdUnitInput) ([]byte, error) {
+	p := problems{what: "containerd.service"}
+	in.BinaryPath = orDefault(in.BinaryPath, DefaultContainerdBin)
+	in.PATH = orDefault(in.PATH, DefaultContainerdPATH)
+	p.absPath("BinaryPath", in.BinaryPath)
+	if containsSpace(in.BinaryPath) || containsSpace(in.PATH) || containsQuote(in.PATH) {
+		p.add("BinaryPath and PATH may not hold spaces or quotes")
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return render("containerd.service.tmpl", in)
+}
+
+// Kubelet unit paths.
+const (
+	KubeletUnitPath   = "/etc/systemd/system/kubelet.service"
+	KubeletDropInPath = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
+	DefaultKubeletBin = "/usr/local/bin/kubelet"
+)
+
+// KubeletInput is the kubelet unit and its kubeadm drop-in.
+type KubeletInput struct {
+	// BinaryPath of kubelet; default /usr/local/bin/kubelet.
+	BinaryPath string
+}
+
+func (in KubeletInput) check(what string) (KubeletInput, error) {
+	p := problems{what: what}
+	in.BinaryPath = orDefault(in.BinaryPath, DefaultKubeletBin)
+	p.absPath("BinaryPath", in.BinaryPath)
+	if containsSpace(in.BinaryPath) {
+		p.add("BinaryPath: %q may not hold spaces", in.BinaryPath)
+	}
+	return in, p.err()
+}
+
+// KubeletUnit renders KubeletUnitPath: kubelet without flags, restarted
+// forever (it crash-loops until kubeadm init/join writes its config).
+func KubeletUnit(in KubeletInput) ([]byte, error) {
+	in, err := in.check("kubelet.service")
+	if err != nil {
+		return nil, err
+	}
+	return render("kubelet.service.tmpl", in)
+}
+
+// KubeletDropIn renders KubeletDropInPath, which hands kubelet the
+// kubeconfigs, config file and flags that kubeadm writes.
+func KubeletDropIn(in KubeletInput) ([]byte, error) {
+	in, err := in.check("10-kubeadm.conf")
+	if err != nil {
+		return nil, err
+	}
+	return render("kubelet-dropin.conf.tmpl", in)
+}
+
+// BridgeCNIPath is where BridgeCNI's file goes (under DefaultCNIConfDir).
+const BridgeCNIPath = DefaultCNIConfDir + "/10-k4t-bridge.conflist"
+
+// BridgeInput is one node's bridge CNI network.
+type BridgeInput struct {
+	// PodCIDR is this node's .spec.podCIDR, e.g. "10.244.1.0/24".
+	PodCIDR string
+	// Bridge is the Linux bridge name; default "cni0".
+	Bridge string
+	// MTU of the bridge and pod interfaces; zero keeps the plugin's default.
+	MTU int
+}
+
+// BridgeCNI renders BridgeCNIPath: the bridge plugin as the pods' gateway
+// (isGateway) with masquerade for traffic leaving the pod range (ipMasq),
+// hairpin for pods reaching themselves through a Service, host-local IPAM on
+// PodCIDR, and portmap for hostPort. Other nodes' pod ranges are reached
+// through NetworkdRoutes.
+func BridgeCNI(in BridgeInput) ([]byte, error) {
+	p := problems{what: "bridge CNI conflist"}
+	p.prefix("PodCIDR", in.PodCIDR)
+	in.Bridge = orDefault(in.Bridge, "cni0")
+	p.name("Bridge", in.Bridge)
+	if len(in.Bridge) > 15 {
+		p.add("Bridge: %q is longer than 15 characters (Linux IFNAMSIZ)", in.Bridge)
+	}
+	if in.MTU != 0 && (in.MTU < 576 || in.MTU > 65535) {
+		p.add("MTU: %d is outside 576-65535", in.MTU)
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	pf := netip.MustParsePrefix(in.PodCIDR)
+	defRoute := "0.0.0.0/0"
+	if pf.Addr().Is6() {
+		defRoute = "::/0"
+	}
+	return render("bridge.conflist.tmpl", map[string]any{
+		"PodCIDR": in.PodCIDR, "Bridge": in.Bridge, "MTU": in.MTU, "DefaultRoute": defRoute,
+	})
+}
+
+// Route is one static route.
+type Route struct {
+	Destination string // CIDR, e.g. another node's podCIDR
+	Gateway     string // IP, e.g. that node's internal address
+}
+
+// NetworkdRoutes renders a systemd-networkd drop-in (put it in
+// /etc/systemd/network/<the host's .network file>.d/k4t-routes.conf) with one
+// [Route] per route, sorted by destination so the file is stable. It makes
+// `ip route replace DEST via GW` survive reboots. Zero routes give a file
+// with only the header (a single-node cluster needs none).
+func NetworkdRoutes(routes []Route) ([]byte, error) {
+	p := problems{what: "networkd routes"}
+	sorted := slices.Clone(routes)
+	for i, r := range sorted {
+		p.prefix("routes["+itoa(i)+"].Destination", r.Destination)
+		p.ip("routes["+itoa(i)+"].Gateway", r.Gateway)
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(sorted, func(a, b Route) int {
+		return cmp.Or(cmp.Compare(a.Destination, b.Destination), cmp.Compare(a.Gateway, b.Gateway))
+	})
+	return render("networkd-routes.conf.tmpl", sorted)
+}

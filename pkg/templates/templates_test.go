@@ -1,0 +1,290 @@
+package templates
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pmezard/go-difflib/difflib"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden/* from the current templates")
+
+const goldenDir = "testdata/golden"
+
+func TestGolden(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range goldenCases {
+		t.Run(c.file, func(t *testing.T) {
+			if seen[c.file] {
+				t.Fatalf("golden file %s listed twice", c.file)
+			}
+			seen[c.file] = true
+			got, err := c.render()
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := c.render()
+			if err != nil || !bytes.Equal(got, again) {
+				t.Fatalf("rendering twice gave different bytes (err %v)", err)
+			}
+			path := filepath.Join(goldenDir, c.file)
+			if *update {
+				if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run `go test ./pkg/templates -update` to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				diff, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+					A: difflib.SplitLines(string(want)), B: difflib.SplitLines(string(got)),
+					FromFile: path, ToFile: "rendered", Context: 3,
+				})
+				t.Errorf("%s differs from the rendering (run `go test ./pkg/templates -update` if intended):\n%s", path, diff)
+			}
+		})
+	}
+	// Every golden file on disk must belong to a case: no stale files.
+	if !*update {
+		entries, _ := os.ReadDir(goldenDir)
+		for _, e := range entries {
+			if !seen[e.Name()] {
+				t.Errorf("%s/%s has no case in goldenCases: delete it", goldenDir, e.Name())
+			}
+		}
+	}
+}
+
+// rendered returns the rendering of the named golden case.
+func rendered(t *testing.T, file string) []byte {
+	t.Helper()
+	for _, c := range goldenCases {
+		if c.file == file {
+			b, err := c.render()
+			if err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			return b
+		}
+	}
+	t.Fatalf("no golden case %s", file)
+	return nil
+}
+
+func casesWithPrefix(prefix string) []string {
+	var out []string
+	for _, c := range goldenCases {
+		if strings.HasPrefix(c.file, prefix) {
+			out = append(out, c.file)
+		}
+	}
+	return out
+}
+
+// tool finds a checker binary, or skips.
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		for _, dir := range []string{"/usr/sbin", "/sbin"} {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				return filepath.Join(dir, name)
+			}
+		}
+		t.Skipf("%s not installed: semantic check skipped", name)
+	}
+	return p
+}
+
+func TestHAProxyAcceptsConfig(t *testing.T) {
+	bin := tool(t, "haproxy")
+	for _, f := range casesWithPrefix("haproxy-") {
+		path := filepath.Join(t.TempDir(), "haproxy.cfg")
+		if err := os.WriteFile(path, rendered(t, f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput()
+		if err != nil || bytes.Contains(out, []byte("[WARNING]")) {
+			t.Errorf("%s: haproxy -c: %v\n%s", f, err, out)
+		}
+	}
+}
+
+func TestKeepalivedAcceptsConfig(t *testing.T) {
+	bin := tool(t, "keepalived")
+	if os.Geteuid() != 0 {
+		t.Skip("keepalived -t needs root")
+	}
+	iface := nonLoopback(t)
+	for _, f := range casesWithPrefix("keepalived-") {
+		dir := t.TempDir()
+		script := filepath.Join(dir, "check_haproxy.sh")
+		if err := os.WriteFile(script, rendered(t, "check_haproxy-probe.sh"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// The config names the real script path and the lab's interface;
+		// point them at what exists here so only the syntax is judged.
+		conf := strings.ReplaceAll(string(rendered(t, f)), KeepalivedCheckPath, script)
+		conf = strings.ReplaceAll(conf, "host0", iface)
+		path := filepath.Join(dir, "keepalived.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Exit 0 only when keepalived has nothing to say: a warning (e.g. a
+		// rounded interval, ignored authentication) is a failure too.
+		out, err := exec.Command(bin, "--config-test", "-f", path).CombinedOutput()
+		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("%s: keepalived --config-test: %v\n%s", f, err, out)
+		}
+	}
+}
+
+// nonLoopback names an interface keepalived can run VRRP on, or skips.
+func nonLoopback(t *testing.T) string {
+	t.Helper()
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback == 0 && i.Flags&net.FlagUp != 0 && i.Flags&net.FlagMulticast != 0 {
+			return i.Name
+		}
+	}
+	t.Skip("no non-loopback interface for keepalived --config-test")
+	return ""
+}
+
+func TestCheckScriptSyntax(t *testing.T) {
+	for _, f := range casesWithPrefix("check_haproxy") {
+		b := rendered(t, f)
+		if !bytes.HasPrefix(b, []byte("#!/bin/bash\n")) {
+			t.Errorf("%s: does not start with #!/bin/bash", f)
+		}
+		if bytes.Contains(b, []byte("pidof")) && !bytes.Contains(b, []byte("not pidof")) {
+			t.Errorf("%s: uses pidof, which fails inside containers", f)
+		}
+		cmd := exec.Command("bash", "-n")
+		cmd.Stdin = bytes.NewReader(b)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s: bash -n: %v\n%s", f, err, out)
+		}
+	}
+}
+
+func TestContainerdConfigKeys(t *testing.T) {
+	for _, f := range casesWithPrefix("containerd-") {
+		if !strings.HasSuffix(f, ".toml") {
+			continue
+		}
+		var cfg struct {
+			Version int `toml:"version"`
+			Plugins map[string]struct {
+				Snapshotter         string            `toml:"snapshotter"`
+				PinnedImages        map[string]string `toml:"pinned_images"`
+				RestrictOOMScoreAdj *bool             `toml:"restrict_oom_score_adj"`
+				Containerd          struct {
+					DefaultRuntimeName string `toml:"default_runtime_name"`
+					Runtimes           map[string]struct {
+						RuntimeType string         `toml:"runtime_type"`
+						Options     map[string]any `toml:"options"`
+					} `toml:"runtimes"`
+				} `toml:"containerd"`
+				CNI struct {
+					BinDirs []string `toml:"bin_dirs"`
+					ConfDir string   `toml:"conf_dir"`
+				} `toml:"cni"`
+			} `toml:"plugins"`
+		}
+		dec := toml.NewDecoder(bytes.NewReader(rendered(t, f)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			var se *toml.StrictMissingError
+			if errors.As(err, &se) {
+				t.Errorf("%s: keys this test does not know: %s", f, se.String())
+			} else {
+				t.Errorf("%s: %v", f, err)
+			}
+			continue
+		}
+		images, runtime := cfg.Plugins["io.containerd.cri.v1.images"], cfg.Plugins["io.containerd.cri.v1.runtime"]
+		runc := runtime.Containerd.Runtimes["runc"]
+		switch {
+		case cfg.Version != 3:
+			t.Errorf("%s: version = %d, want 3", f, cfg.Version)
+		case images.PinnedImages["sandbox"] == "":
+			t.Errorf("%s: no pinned sandbox image", f)
+		case runtime.RestrictOOMScoreAdj == nil:
+			t.Errorf("%s: restrict_oom_score_adj unset", f)
+		case runtime.Containerd.DefaultRuntimeName != "runc" || runc.RuntimeType != "io.containerd.runc.v2":
+			t.Errorf("%s: runc runtime not the default", f)
+		case runc.Options["BinaryName"] == nil || runc.Options["SystemdCgroup"] == nil:
+			t.Errorf("%s: runc options lack BinaryName or SystemdCgroup: %v", f, runc.Options)
+		case len(runtime.CNI.BinDirs) != 1 || runtime.CNI.ConfDir == "":
+			t.Errorf("%s: cni dirs unset", f)
+		}
+	}
+}
+
+func TestBridgeCNIIsJSON(t *testing.T) {
+	for _, f := range casesWithPrefix("bridge-") {
+		var conf struct {
+			CNIVersion string           `json:"cniVersion"`
+			Plugins    []map[string]any `json:"plugins"`
+		}
+		if err := json.Unmarshal(rendered(t, f), &conf); err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if len(conf.Plugins) != 2 || conf.Plugins[0]["type"] != "bridge" || conf.Plugins[1]["type"] != "portmap" {
+			t.Errorf("%s: want plugins bridge, portmap; got %v", f, conf.Plugins)
+		}
+	}
+}
+
+func TestEnvAndSysctlLines(t *testing.T) {
+	for _, f := range append(casesWithPrefix("etcd-"), casesWithPrefix("sysctl-")...) {
+		for i, line := range strings.Split(string(rendered(t, f)), "\n") {
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || strings.TrimSpace(k) == "" || strings.TrimSpace(v) == "" || strings.ContainsAny(k, "\"'") {
+				t.Errorf("%s:%d: %q is not KEY=VALUE", f, i+1, line)
+			}
+		}
+	}
+}
+
+func TestSystemdUnitsVerify(t *testing.T) {
+	bin := tool(t, "systemd-analyze")
+	for _, f := range []string{"etcd.service", "containerd.service", "kubelet.service"} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, f)
+		if err := os.WriteFile(path, rendered(t, f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "verify", "--man=no", path).CombinedOutput()
+		// Missing binaries (etcd, containerd, kubelet are not installed
+		// here) and a machine without systemd as PID 1 are not template
+		// errors; unknown keys and bad values are.
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "Unknown key") || strings.Contains(line, "Failed to parse") ||
+				strings.Contains(line, "Invalid") {
+				t.Errorf("%s: systemd-analyze verify: %s (err %v)", f, line, err)
+			}
+		}
+	}
+}
