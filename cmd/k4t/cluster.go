@@ -262,4 +262,3 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *runFlags, dryRun bool) e
 	}
 	return nil
 }
-

@@ -44,8 +44,8 @@ func (s *fakeSystemd) run(cmd transport.Cmd) (transport.Result, error) {
 // demoPhase writes one config file and keeps a unit running.
 type demoPhase struct{ content string }
 
-func (*demoPhase) Name() string                    { return "demo" }
-func (*demoPhase) Title() string                   { return "demo" }
+func (*demoPhase) Name() string                  { return "demo" }
+func (*demoPhase) Title() string                 { return "demo" }
 func (*demoPhase) Hosts(r *Run) []*v1alpha1.Host { return allHosts(r) }
 func (d *demoPhase) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	c, err := FileChange(ctx, hc, "demo", transport.File{Path: "/etc/demo.conf", Content: []byte(d.content)}, FileOpts{})
