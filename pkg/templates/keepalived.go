@@ -111,8 +111,9 @@ func Keepalived(in KeepalivedInput) ([]byte, error) {
 		}
 		if l := len(in.AuthPass); l < 1 || l > 8 {
 			p.add("AuthPass: VRRP version 2 needs a password of 1-8 characters (got %d)", l)
-		} else {
-			p.name("AuthPass", in.AuthPass)
+		} else if !isName(in.AuthPass) {
+			// The value is a secret: never echo it.
+			p.add("AuthPass: may hold only letters, digits, '.', '-' and '_'")
 		}
 	case 3:
 		if advert%(10*time.Millisecond) != 0 || advert < 10*time.Millisecond || advert > 40*time.Second {

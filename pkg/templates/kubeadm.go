@@ -3,6 +3,7 @@ package templates
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -265,8 +266,8 @@ func KubeadmInit(in KubeadmInput) ([]byte, error) {
 	}
 	if in.BootstrapToken != "" {
 		tok, err := bootstraptokenv1.NewBootstrapTokenString(in.BootstrapToken)
-		if err != nil {
-			return nil, fmt.Errorf("kubeadm init config: BootstrapToken: %w", err)
+		if err != nil { // its message holds the token: do not wrap it
+			return nil, errors.New("kubeadm init config: BootstrapToken: not a bootstrap token")
 		}
 		bt := bootstraptokenv1.BootstrapToken{
 			Token:       tok,

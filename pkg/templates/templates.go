@@ -113,14 +113,18 @@ func (p *problems) absPath(field, s string) {
 func (p *problems) name(field, s string) {
 	if s == "" {
 		p.add("%s: must not be empty", field)
-		return
+	} else if !isName(s) {
+		p.add("%s: %q may hold only letters, digits, '.', '-' and '_'", field, s)
 	}
+}
+
+func isName(s string) bool {
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
-			p.add("%s: %q may hold only letters, digits, '.', '-' and '_'", field, s)
-			return
+			return false
 		}
 	}
+	return s != ""
 }
 
 // orDefault returns v, or def when v is the zero value.
