@@ -1,0 +1,343 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/lab"
+)
+
+const vip = "10.77.0.100"
+
+var slbEtcdHosts = []string{"slb1", "slb2", "master1", "master2", "master3"}
+
+// TestSLBAndEtcd: 2 slb + 3 masters, k4t limited to the phases up to etcd.
+func TestSLBAndEtcd(t *testing.T) {
+	e := newLab(t, slbEtcdHosts...)
+	phases := "--only=preflight,pki,os,slb,etcd"
+
+	t.Run("bad input stops in preflight and changes no host", func(t *testing.T) {
+		e.badInput(t, phases)
+	})
+
+	// First create: killed with SIGKILL in the middle of the etcd phase.
+	killed := e.createKilledInEtcd(t, phases)
+	t.Logf("k4t killed -9 during the etcd phase after %s", killed.Round(time.Millisecond))
+	r := e.k4t("create", "cluster", "-f", e.inv, "--accept-new-hosts", phases)
+	if r.code != 0 {
+		t.Fatalf("re-run after kill -9: exit %d\n%s\n%s", r.code, r.stderr, r.stdout)
+	}
+	t.Logf("re-run after kill -9 converged in %s with %d change(s); phases: %v", r.duration.Round(time.Millisecond), r.changes(), r.phaseDurations())
+
+	t.Run("etcd members healthy over TLS and match the inventory", func(t *testing.T) {
+		e.assertEtcd(t, "master1", "master2", "master3")
+	})
+	t.Run("VIP on exactly one slb and HAProxy listens on VIP:6443 there", func(t *testing.T) {
+		holder := e.vipHolder(t, 10*time.Second)
+		mustContain(t, "ss -ltn on "+holder, e.exec(holder, "ss -Hltn"), vip+":6443")
+	})
+	t.Run("a second apply changes and restarts nothing", func(t *testing.T) {
+		before := e.activeSince(t)
+		r := e.k4t("apply", "-f", e.inv, phases)
+		if r.code != 0 {
+			t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+		}
+		if n := r.changes(); n != 0 {
+			t.Errorf("no-op apply made %d change(s):\n%s", n, r.stdout)
+		}
+		if after := e.activeSince(t); !equalMaps(before, after) {
+			t.Errorf("units restarted by a no-op apply:\nbefore %v\nafter  %v", before, after)
+		}
+		t.Logf("no-op apply took %s", r.duration.Round(time.Millisecond))
+	})
+	t.Run("a config rejected on one slb changes neither", func(t *testing.T) {
+		e.slbTransaction(t, phases)
+	})
+	t.Run("kill -9 of the VIP holder moves the VIP within 5s; restart brings 2 healthy slb back", func(t *testing.T) {
+		e.failover(t)
+	})
+}
+
+func (e *env) badInput(t *testing.T, phases string) {
+	base, err := lab.Inventory(mustHosts(t, e.lab), e.lab.KeyFile(), vip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, edit func(c *v1alpha1.Cluster)) string {
+		c := *base
+		c.Spec.Hosts = append([]v1alpha1.Host(nil), base.Spec.Hosts...)
+		edit(&c)
+		b, err := lab.MarshalInventory(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	unreachable := write("unreachable.yaml", func(c *v1alpha1.Cluster) {
+		c.Spec.Hosts = append(c.Spec.Hosts, v1alpha1.Host{Name: "worker9", Address: "10.77.0.99",
+			Roles: []v1alpha1.Role{v1alpha1.RoleWorker}, SSH: v1alpha1.SSH{KeyFile: e.lab.KeyFile(), ConnectTimeout: v1alpha1.Duration{Duration: 3 * time.Second}}})
+	})
+	wrongPW := write("wrong-password.yaml", func(c *v1alpha1.Cluster) {
+		c.Spec.Hosts[2].SSH = v1alpha1.SSH{Password: &v1alpha1.SecretRef{Env: "K4T_E2E_WRONG_PW"}}
+	})
+	os.Setenv("K4T_E2E_WRONG_PW", "not-the-password")
+	cases := []struct {
+		name, inv string
+		prep      func()
+		want      []string
+	}{
+		{"unreachable host", unreachable, nil, []string{"worker9 / preflight: cannot connect to 10.77.0.99:22"}},
+		{"wrong password", wrongPW, nil, []string{"master1 / preflight", "authentication failed", "ssh.password"}},
+		{"changed host key", e.inv, func() {
+			// Record a wrong key for master2, as if it had been reinstalled
+			// or an attacker answered in its place.
+			dir := filepath.Join(e.stateDir, "clusters", "lab")
+			os.MkdirAll(dir, 0o700)
+			pub, err := os.ReadFile(e.lab.KeyFile() + ".pub")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := strings.Fields(string(pub))
+			os.WriteFile(filepath.Join(dir, "known_hosts"), []byte("10.77.0.14 "+f[0]+" "+f[1]+"\n"), 0o600)
+		}, []string{"master2 / preflight", "HOST KEY CHANGED"}},
+	}
+	for _, tc := range cases {
+		if tc.prep != nil {
+			tc.prep()
+		}
+		r := e.k4t("create", "cluster", "-f", tc.inv, "--accept-new-hosts", phases)
+		if r.code != 1 {
+			t.Errorf("%s: exit %d, want 1\n%s", tc.name, r.code, r.stderr)
+		}
+		mustContain(t, tc.name+" error", r.stderr, tc.want...)
+		t.Logf("%s → %s", tc.name, firstLine(r.stderr))
+	}
+	os.Remove(filepath.Join(e.stateDir, "clusters", "lab", "known_hosts"))
+	for _, h := range slbEtcdHosts {
+		if out, err := e.tryExec(h, "ls /etc/sysctl.d/99-k4t.conf /etc/etcd /etc/keepalived/keepalived.conf 2>&1; true"); err != nil || !strings.Contains(out, "No such file") || strings.Contains(out, "99-k4t.conf\n") {
+			t.Errorf("%s was changed by a failed preflight: %s %v", h, out, err)
+		}
+	}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+func mustHosts(t *testing.T, l *lab.Lab) []lab.Host {
+	hs, err := l.Hosts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hs
+}
+
+// createKilledInEtcd starts a create and SIGKILLs k4t once the etcd phase
+// has applied its first change.
+func (e *env) createKilledInEtcd(t *testing.T, phases string) time.Duration {
+	cmd := exec.Command(e.bin, "--state-dir", e.stateDir, "-o", "json", "create", "cluster", "-f", e.inv, "--accept-new-hosts", phases)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	killed := time.Duration(0)
+	for sc.Scan() {
+		var ev map[string]any
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		if ev["type"] == "change" && ev["phase"] == "etcd" && ev["action"] == "applied" && killed == 0 {
+			cmd.Process.Signal(syscall.SIGKILL)
+			killed = time.Since(start)
+		}
+	}
+	cmd.Wait()
+	if killed == 0 {
+		t.Fatalf("k4t ended before the etcd phase applied anything")
+	}
+	return killed
+}
+
+func (e *env) etcdctl(host, args string) (string, error) {
+	return e.tryExec(host, "ETCDCTL_API=3 etcdctl --endpoints=https://10.77.0.13:2379,https://10.77.0.14:2379,https://10.77.0.15:2379 "+
+		"--cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/healthcheck-client.crt --key=/etc/etcd/pki/healthcheck-client.key "+args)
+}
+
+func (e *env) assertEtcd(t *testing.T, members ...string) {
+	t.Helper()
+	out, err := e.etcdctl("master1", "member list -w simple")
+	if err != nil {
+		t.Fatalf("member list: %v %s", err, out)
+	}
+	var names []string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Split(l, ", "); len(f) >= 3 {
+			names = append(names, f[2])
+		}
+	}
+	sort.Strings(names)
+	if strings.Join(names, ",") != strings.Join(members, ",") {
+		t.Errorf("etcd members %v, want %v", names, members)
+	}
+	out, err = e.etcdctl("master2", "endpoint health -w simple")
+	if err != nil || strings.Count(out, "is healthy") != len(members) {
+		t.Errorf("endpoint health: %v\n%s", err, out)
+	}
+}
+
+// vipHolders lists the slb hosts that have the VIP.
+func (e *env) vipHolders() []string {
+	var hs []string
+	for _, h := range []string{"slb1", "slb2"} {
+		if out, err := e.tryExec(h, "ip -o -4 addr show"); err == nil && strings.Contains(out, " "+vip+"/") {
+			hs = append(hs, h)
+		}
+	}
+	return hs
+}
+
+func (e *env) vipHolder(t *testing.T, within time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		hs := e.vipHolders()
+		if len(hs) == 1 {
+			return hs[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("VIP held by %v, want exactly one slb", hs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// activeSince maps host/unit to the unit's ActiveEnterTimestampMonotonic.
+func (e *env) activeSince(t *testing.T) map[string]string {
+	m := map[string]string{}
+	units := map[string][]string{"slb1": {"haproxy", "keepalived"}, "slb2": {"haproxy", "keepalived"},
+		"master1": {"etcd"}, "master2": {"etcd"}, "master3": {"etcd"}}
+	for h, us := range units {
+		for _, u := range us {
+			m[h+"/"+u] = e.exec(h, "systemctl show -p ActiveEnterTimestampMonotonic,MainPID --value "+u)
+		}
+	}
+	return m
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *env) slbTransaction(t *testing.T, phases string) {
+	// On slb2 only, `haproxy -c` now fails; everything else is untouched.
+	e.exec("slb2", `printf '#!/bin/sh\ncase " $* " in *" -c "*) echo "[ALERT] injected validation failure" >&2; exit 1;; esac\nexec /usr/sbin/haproxy "$@"\n' > /usr/local/sbin/haproxy && chmod 755 /usr/local/sbin/haproxy`)
+	defer e.exec("slb2", "rm -f /usr/local/sbin/haproxy")
+	changed := e.writeInventory("hosts-check-2s.yaml", func(s string) string {
+		return strings.Replace(s, "controlPlaneEndpoint:", "loadBalancer:\n    healthCheckInterval: 2s\n  controlPlaneEndpoint:", 1)
+	})
+	state := func() map[string]string {
+		m := map[string]string{}
+		for _, h := range []string{"slb1", "slb2"} {
+			m[h+"/cfg"] = e.exec(h, "sha256sum /etc/haproxy/haproxy.cfg /etc/keepalived/keepalived.conf")
+			m[h+"/pid"] = e.exec(h, "systemctl show -p MainPID,ActiveEnterTimestampMonotonic --value haproxy keepalived")
+			m[h+"/candidates"] = e.exec(h, "ls /etc/haproxy /etc/keepalived | grep k4t-new || true")
+		}
+		return m
+	}
+	before := state()
+	r := e.k4t("apply", "-f", changed, phases)
+	if r.code == 0 {
+		t.Fatalf("apply with a config slb2 rejects succeeded:\n%s", r.stdout)
+	}
+	mustContain(t, "transaction error", r.stderr, "slb2 / slb", "haproxy -c", "injected validation failure", "no slb host was changed")
+	if after := state(); !equalMaps(before, after) {
+		t.Errorf("live config or process changed although validation failed:\nbefore %v\nafter  %v", before, after)
+	}
+	t.Logf("rejected: %s", firstLine(r.stderr))
+	// With the validator healthy again, the same change goes through on both.
+	e.exec("slb2", "rm -f /usr/local/sbin/haproxy")
+	r = e.k4t("apply", "-f", changed, phases)
+	if r.code != 0 {
+		t.Fatalf("apply after fixing slb2: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, h := range []string{"slb1", "slb2"} {
+		mustContain(t, h+" haproxy.cfg", e.exec(h, "cat /etc/haproxy/haproxy.cfg"), "inter 2s")
+	}
+	e.vipHolder(t, 10*time.Second)
+}
+
+func (e *env) failover(t *testing.T) {
+	holder := e.vipHolder(t, 10*time.Second)
+	other := map[string]string{"slb1": "slb2", "slb2": "slb1"}[holder]
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := e.lab.Kill(ctx, holder); err != nil {
+		t.Fatal(err)
+	}
+	var moved time.Duration
+	for time.Since(start) < 15*time.Second {
+		if out, err := e.tryExec(other, "ip -o -4 addr show"); err == nil && strings.Contains(out, " "+vip+"/") {
+			moved = time.Since(start)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if moved == 0 {
+		t.Fatalf("VIP did not move to %s within 15s of kill -9 %s", other, holder)
+	}
+	fmt.Printf("FIGURE vip-failover-after-kill9: %s (%s -> %s)\n", moved.Round(time.Millisecond), holder, other)
+	t.Logf("VIP moved %s -> %s in %s after kill -9", holder, other, moved.Round(time.Millisecond))
+	if moved > 5*time.Second {
+		t.Errorf("VIP failover took %s, want <= 5s", moved)
+	}
+	if err := e.lab.Start(ctx, holder); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ok := true
+		for _, h := range []string{"slb1", "slb2"} {
+			out, err := e.tryExec(h, "systemctl is-active haproxy keepalived")
+			ok = ok && err == nil && out == "active\nactive"
+		}
+		if ok && len(e.vipHolders()) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after restarting %s the slb pair did not become healthy with one VIP holder (holders %v)", holder, e.vipHolders())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("%s restarted: 2 healthy slb, VIP on %v", holder, e.vipHolders())
+}
