@@ -125,7 +125,10 @@ var goldenCases = []struct {
 		return EtcdEnv(EtcdInput{Name: "master1", Members: haEtcd[:1], ClusterState: "new", ClusterToken: "light"})
 	}},
 	{"sysctl-slb.conf", func() ([]byte, error) { return SysctlConf(SysctlInput{NonLocalBind: true}) }},
-	{"sysctl-node.conf", func() ([]byte, error) { return SysctlConf(SysctlInput{}) }},
+	{"sysctl-node.conf", func() ([]byte, error) { return SysctlConf(SysctlInput{KubernetesNode: true}) }},
+	{"sysctl-slb-node.conf", func() ([]byte, error) {
+		return SysctlConf(SysctlInput{KubernetesNode: true, NonLocalBind: true})
+	}},
 	{"containerd-lab.toml", func() ([]byte, error) {
 		return ContainerdConfig(ContainerdInput{
 			SandboxImage: "registry.k8s.io/pause:3.10.2", RuncPath: "/usr/local/sbin/runc",

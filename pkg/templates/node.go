@@ -2,6 +2,7 @@ package templates
 
 import (
 	"cmp"
+	"errors"
 	"net/netip"
 	"slices"
 )
@@ -11,16 +12,23 @@ import (
 // files, which fail on read-only kernel.* keys inside containers.
 const SysctlPath = "/etc/sysctl.d/99-k4t.conf"
 
-// SysctlInput selects the kernel settings of one host.
+// SysctlInput selects the kernel settings of one host; at least one is set.
 type SysctlInput struct {
+	// KubernetesNode sets net.ipv4.ip_forward=1 and
+	// net.bridge.bridge-nf-call-ip{,6}tables=1. Set on hosts running kubelet;
+	// the net.bridge keys exist only once br_netfilter is loaded (or built
+	// in), so load it before `sysctl -p`.
+	KubernetesNode bool
 	// NonLocalBind sets net.ipv4.ip_nonlocal_bind=1, so HAProxy can bind the
 	// VIP on the slb host that does not hold it. Set on slb hosts.
 	NonLocalBind bool
 }
 
-// SysctlConf renders SysctlPath: forwarding and bridge netfilter for
-// Kubernetes, plus NonLocalBind.
+// SysctlConf renders SysctlPath.
 func SysctlConf(in SysctlInput) ([]byte, error) {
+	if !in.KubernetesNode && !in.NonLocalBind {
+		return nil, errors.New("99-k4t.conf: invalid input: set KubernetesNode, NonLocalBind or both (the file would be empty)")
+	}
 	return render("sysctl.conf.tmpl", in)
 }
 

@@ -53,8 +53,12 @@ func formatSeconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
 }
 
-// formatMillis writes d as HAProxy's millisecond time ("200ms").
+// formatMillis writes d as an HAProxy time: "200ms", or "2s" when whole
+// seconds.
 func formatMillis(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
 	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
 }
 

@@ -288,3 +288,30 @@ func TestSystemdUnitsVerify(t *testing.T) {
 		}
 	}
 }
+
+// TestSysctlApplies loads each sysctl file with `sysctl -p` inside a
+// throwaway network namespace (every key is per-namespace net.*), so the
+// machine's own settings are untouched; an unknown key fails.
+func TestSysctlApplies(t *testing.T) {
+	unshare := tool(t, "unshare")
+	sysctl := tool(t, "sysctl")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace")
+	}
+	for _, f := range casesWithPrefix("sysctl-") {
+		path := filepath.Join(t.TempDir(), f)
+		b := rendered(t, f)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, _, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") && !strings.HasPrefix(strings.TrimSpace(k), "net.") {
+				t.Fatalf("%s: %q is not a net.* key; this test would change the machine", f, k)
+			}
+		}
+		out, err := exec.Command(unshare, "--net", sysctl, "-p", path).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: sysctl -p in a new netns: %v\n%s", f, err, out)
+		}
+	}
+}
