@@ -117,7 +117,7 @@ write_manifest() {
 			echo "  version: $version"
 			echo "  kind: $kind"
 			echo "  path: $path"
-			echo "  sha256: $sum"
+			echo "  sha256: \"$sum\""
 			[[ -z ${install:-} || $install == - ]] || echo "  install: $install"
 			[[ -z ${mode:-} || $mode == - ]] || echo "  mode: \"$mode\""
 			[[ -z ${image:-} || $image == - ]] || echo "  image: $image"

@@ -32,7 +32,9 @@ var buildPiece = map[string]string{
 	"kubeadm": "kubeadm", "kubelet": "k8s", "kubectl": "k8s", "kube-apiserver": "k8s",
 	"kube-controller-manager": "k8s", "kube-scheduler": "k8s", "kube-proxy": "k8s",
 	"containerd": "containerd", "containerd-shim-runc-v2": "containerd", "ctr": "containerd",
-	"runc": "runc", "cni-plugins": "cni", "crictl": "crictl", "coredns": "coredns",
+	"runc": "runc", "cni-plugins": "cni", "crictl": "crictl",
+	"pause-image": "images", "kube-apiserver-image": "images", "kube-controller-manager-image": "images",
+	"kube-scheduler-image": "images", "kube-proxy-image": "images", "coredns-image": "images",
 }
 
 // DefaultManifest merges the manifests build.sh wrote for one Kubernetes
