@@ -26,7 +26,9 @@ func ParseDuration(s string) (Duration, error) {
 		s = strings.TrimPrefix(s, "+")
 	}
 	var days int64
+	hasDays := false
 	if i := strings.IndexByte(s, 'd'); i > 0 {
+		hasDays = true
 		n, err := strconv.ParseInt(s[:i], 10, 64)
 		if err != nil || n < 0 {
 			return Duration{}, fmt.Errorf("invalid duration %q: days must be a whole number, as in \"30d\"", in)
@@ -37,7 +39,7 @@ func ParseDuration(s string) (Duration, error) {
 		days, s = n, s[i+1:]
 	}
 	var rest time.Duration
-	if s != "" || days == 0 {
+	if s != "" || !hasDays {
 		if strings.HasPrefix(s, "-") || strings.HasPrefix(s, "+") {
 			return Duration{}, fmt.Errorf("invalid duration %q: a sign may only lead", in)
 		}

@@ -59,7 +59,7 @@ func Parse(data []byte, source string) (*Cluster, []Problem, error) {
 // problem: its value was not read, so a rule about it would only repeat that.
 func underAny(path string, ps []Problem) bool {
 	for _, p := range ps {
-		if path == p.Path || strings.HasPrefix(path, p.Path+".") || strings.HasPrefix(path, p.Path+"[") {
+		if p.Path == "" || path == p.Path || strings.HasPrefix(path, p.Path+".") || strings.HasPrefix(path, p.Path+"[") {
 			return true
 		}
 	}
@@ -79,13 +79,13 @@ func parseYAML(data []byte) (root *yaml.Node, problems []Problem) {
 			Hint: "write one with 'k4t create config'"}}
 	}
 	if err != nil {
-		return nil, []Problem{yamlProblem(err)}
+		return nil, []Problem{yamlProblem(data, err)}
 	}
 	var extra yaml.Node
 	switch err := safeDecode(dec, &extra); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		return nil, []Problem{yamlProblem(err)}
+		return nil, []Problem{yamlProblem(data, err)}
 	default:
 		return nil, []Problem{{Line: extra.Line, Severity: Error, Message: "more than one YAML document ('---') in the inventory",
 			Hint: "keep one Cluster per file"}}
@@ -104,16 +104,56 @@ func safeDecode(dec *yaml.Decoder, n *yaml.Node) (err error) {
 	return dec.Decode(n)
 }
 
-func yamlProblem(err error) Problem {
+func yamlProblem(data []byte, err error) Problem {
 	msg := err.Error()
 	line := 0
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]
+		line = firstBadLine(data, line)
 	}
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	return Problem{Line: line, Severity: Error, Message: "malformed YAML: " + msg,
 		Hint: "check indentation (spaces, not tabs) and quoting around that line"}
+}
+
+// firstBadLine narrows the line of a YAML syntax error. The parser names
+// the line where the enclosing block began ("did not find expected key" on
+// "spec:"); the first line at which the document's prefix stops parsing is
+// where the mistake is. Prefixes cut at a line end parse whenever the whole
+// would, so a binary search over [from, last line] finds it.
+func firstBadLine(data []byte, from int) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if from < 1 || from > len(lines) {
+		return from
+	}
+	lo, hi := from, len(lines)
+	if !prefixFails(lines, hi) {
+		return from
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if prefixFails(lines, mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// prefixFails reports whether the first n lines fail to parse as YAML.
+func prefixFails(lines [][]byte, n int) bool {
+	dec := yaml.NewDecoder(bytes.NewReader(bytes.Join(lines[:n], nil)))
+	for {
+		var doc yaml.Node
+		switch err := safeDecode(dec, &doc); {
+		case errors.Is(err, io.EOF):
+			return false
+		case err != nil:
+			return true
+		}
+	}
 }
 
 // Marshal writes c as inventory YAML (two-space indent) that Parse reads
