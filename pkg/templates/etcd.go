@@ -130,7 +130,7 @@ func (in EtcdInput) view() (etcdView, error) {
 		ClusterToken:     in.ClusterToken,
 		PeerURL:          etcdURL(self.Address, peerPort),
 		ClientURLs:       etcdURL(self.Address, clientPort),
-		ListenClientURLs: etcdURL(self.Address, clientPort) + "," + etcdURL("127.0.0.1", clientPort),
+		ListenClientURLs: listenClientURLs(self.Address, clientPort),
 		InitialCluster:   strings.Join(cluster, ","),
 		MetricsURL:       EtcdMetricsURL,
 		HeartbeatMS:      hb,
@@ -144,6 +144,16 @@ func (in EtcdInput) view() (etcdView, error) {
 		Binary:           bin,
 		LimitNOFILE:      nofile,
 	}, nil
+}
+
+// listenClientURLs is the member's address plus loopback (for etcdctl and
+// local health checks), once when they are the same.
+func listenClientURLs(addr string, port int) string {
+	urls := etcdURL(addr, port)
+	if addr != "127.0.0.1" {
+		urls += "," + etcdURL("127.0.0.1", port)
+	}
+	return urls
 }
 
 func etcdURL(addr string, port int) string {
