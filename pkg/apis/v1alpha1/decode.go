@@ -194,8 +194,8 @@ func plainTag(tag string) bool {
 }
 
 // mappingPairs checks that n is a mapping whose keys are distinct scalars and
-// calls f for each key and value.
-func (d *decoder) mappingPairs(n *yaml.Node, path string, f func(key string, k, val *yaml.Node)) {
+// calls f for each key and value; child names a key's path.
+func (d *decoder) mappingPairs(n *yaml.Node, path string, child func(parent, key string) string, f func(key string, k, val *yaml.Node)) {
 	if n.Kind != yaml.MappingNode {
 		d.errorf(path, n.Line, "write key: value lines", "expected a mapping, got %s", kindName(n))
 		return
@@ -208,7 +208,7 @@ func (d *decoder) mappingPairs(n *yaml.Node, path string, f func(key string, k, 
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
-			d.errorf(fieldPath(path, k.Value), k.Line, "remove one of them", "duplicate key %q, first written on line %d", k.Value, first)
+			d.errorf(child(path, k.Value), k.Line, "remove one of them", "duplicate key %q, first written on line %d", k.Value, first)
 			continue
 		}
 		seen[k.Value] = k.Line
@@ -218,7 +218,7 @@ func (d *decoder) mappingPairs(n *yaml.Node, path string, f func(key string, k, 
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, depth int) {
 	fields := fieldsOf(v.Type())
-	d.mappingPairs(n, path, func(key string, k, val *yaml.Node) {
+	d.mappingPairs(n, path, fieldPath, func(key string, k, val *yaml.Node) {
 		idx, ok := fields.index[key]
 		if !ok {
 			p := fieldPath(path, key)
@@ -244,7 +244,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string, depth in
 		panic(fmt.Sprintf("v1alpha1: no decoder for %s at %s", t, path))
 	}
 	m := reflect.MakeMap(t)
-	d.mappingPairs(n, path, func(key string, k, val *yaml.Node) {
+	d.mappingPairs(n, path, keyPath, func(key string, k, val *yaml.Node) {
 		p := keyPath(path, key)
 		d.pos[p] = k.Line
 		e := reflect.New(t.Elem()).Elem()

@@ -40,6 +40,7 @@ func Parse(data []byte, source string) (*Cluster, []Problem, error) {
 		d.decode(root, reflect.ValueOf(c).Elem(), "", 0)
 		problems = append(problems, d.problems...)
 		if !d.stopped {
+			problems = append(problems, explicitZeros(c, d.pos)...)
 			c.SetDefaults()
 			for _, p := range validate(c, d.pos) {
 				if !underAny(p.Path, d.problems) {
@@ -53,6 +54,22 @@ func Parse(data []byte, source string) (*Cluster, []Problem, error) {
 		return nil, problems, &ValidationError{Source: source, Problems: problems}
 	}
 	return c, problems, nil
+}
+
+// explicitZeros reports durations written as zero where zero is no valid
+// value: SetDefaults would silently replace them.
+func explicitZeros(c *Cluster, pos positions) []Problem {
+	var ps []Problem
+	for p, d := range map[string]Duration{
+		"spec.certificates.validity":   c.Spec.Certificates.Validity,
+		"spec.certificates.caValidity": c.Spec.Certificates.CAValidity,
+	} {
+		if line, written := pos[p]; written && d.Duration == 0 {
+			ps = append(ps, Problem{Path: p, Line: line, Severity: Error, Message: "a validity of zero is not positive",
+				Hint: "remove it for the default, or write a duration such as 8760h"})
+		}
+	}
+	return ps
 }
 
 // underAny reports whether path is at or below the path of a decoding

@@ -181,6 +181,9 @@ func (v *checker) hosts() {
 		for k, val := range h.Labels {
 			v.label(keyPath(p+".labels", k), k, val)
 		}
+		if len(h.Labels) > 0 && !h.HasRole(RoleMaster) && !h.HasRole(RoleWorker) {
+			v.warnf(p+".labels", "labels go on Kubernetes nodes: masters and workers", "host %q is not a Kubernetes node; its labels are ignored", h.Name)
+		}
 	}
 }
 

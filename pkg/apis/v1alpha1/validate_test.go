@@ -184,6 +184,8 @@ var ruleCases = []ruleCase{
 	{"network manifest ignored", haPlus("  network:\n    manifest: cni.yaml #<-\n"), "spec.network.manifest", Warning, "ignored"},
 
 	// certificates
+	{"validity zero", haPlus("  certificates:\n    validity: 0s #<-\n"), "spec.certificates.validity", Error, "not positive"},
+	{"labels on a non-node", ha(s1, "    - {name: slb1, address: 10.0.0.11, roles: [slb], labels: {a: b}} #<-\n"), "spec.hosts[0].labels", Warning, "labels are ignored"},
 	{"validity negative", haPlus("  certificates:\n    validity: -1h #<-\n"), "spec.certificates.validity", Error, "not positive"},
 	{"CA validity negative", haPlus("  certificates:\n    caValidity: -1d #<-\n"), "spec.certificates.caValidity", Error, "not positive"},
 	{"leaf outlives CA", haPlus("  certificates:\n    validity: 3650d #<-\n    caValidity: 365d\n"), "spec.certificates.validity", Error, "longer than the CA validity"},
@@ -200,6 +202,7 @@ var ruleCases = []ruleCase{
 	{"unknown field", ha(w1, "    - name: w1\n      adress: 10.0.0.31 #<-\n      roles: [worker]\n"), "spec.hosts[5].adress", Error, `unknown field "adress"`},
 	{"unknown top field", haPlus("  kubernets: {} #<-\n"), "spec.kubernets", Error, `unknown field "kubernets"`},
 	{"duplicate key", ha("    address: 10.0.0.100\n", "    address: 10.0.0.100\n    address: 10.0.0.101 #<-\n"), "spec.controlPlaneEndpoint.address", Error, "duplicate key \"address\", first written on line 14"},
+	{"duplicate label", ha(w1, "    - {name: w1, address: 10.0.0.31, roles: [worker], labels: {a: b, a: c}} #<-\n"), `spec.hosts[5].labels["a"]`, Error, "duplicate key"},
 	{"port not a number", ha(w1, "    - {name: w1, address: 10.0.0.31, port: ssh, roles: [worker]} #<-\n"), "spec.hosts[5].port", Error, "expected a whole number"},
 	{"bool not a bool", ha(w1, "    - {name: w1, address: 10.0.0.31, roles: [worker], ssh: {agent: yes}} #<-\n"), "spec.hosts[5].ssh.agent", Error, "expected true or false"},
 	{"roles not a list", ha(w1, "    - {name: w1, address: 10.0.0.31, roles: worker} #<-\n"), "spec.hosts[5].roles", Error, "expected a list"},
