@@ -90,6 +90,14 @@ var goldenCases = []struct {
 	{"haproxy-defaults.cfg", func() ([]byte, error) {
 		return HAProxy(HAProxyInput{FrontendAddress: haVIP, Backends: haMasters[:1]})
 	}},
+	{"haproxy-ipv6.cfg", func() ([]byte, error) {
+		return HAProxy(HAProxyInput{
+			FrontendAddress: "fd00:77::100", Backends: []Backend{
+				{Name: "master1", Address: "fd00:77::12"}, {Name: "master2", Address: "fd00:77::13", Port: 16443},
+			},
+			StatsAddress: "[::1]:8404",
+		})
+	}},
 	{"keepalived-slb1.conf", func() ([]byte, error) {
 		return Keepalived(haKeepalived("slb1", "10.77.0.11", []string{"10.77.0.15"}, KeepalivedPriority(0)))
 	}},

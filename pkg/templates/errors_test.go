@@ -50,6 +50,7 @@ func TestInvalidInputs(t *testing.T) {
 		{"keepalived v2 long password", ka(func(in *KeepalivedInput) { in.AuthPass = "123456789" }), []string{"1-8 characters"}},
 		{"keepalived v2 sub-second adverts", ka(func(in *KeepalivedInput) { in.AdvertInterval = 500 * time.Millisecond }), []string{"whole seconds", "version 3"}},
 		{"keepalived v3 with password", ka(func(in *KeepalivedInput) { in.VRRPVersion = 3 }), []string{"no authentication"}},
+		{"keepalived ipv6 with v2", ka(func(in *KeepalivedInput) { in.VIP, in.VIPPrefix = "fd00::100", 64 }), []string{"IPv6 VIP needs VRRP version 3"}},
 		{"keepalived v4", ka(func(in *KeepalivedInput) { in.VRRPVersion = 4 }), []string{"neither 2 nor 3"}},
 		{"keepalived fractional check", ka(func(in *KeepalivedInput) { in.Check.Interval = 200 * time.Millisecond }), []string{"Check.Interval"}},
 		{"keepalived ids and prefix", ka(func(in *KeepalivedInput) { in.VirtualRouterID, in.Priority, in.VIPPrefix = 0, 255, 33 }),

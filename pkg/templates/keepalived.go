@@ -104,6 +104,9 @@ func Keepalived(in KeepalivedInput) ([]byte, error) {
 	}
 	version := orDefault(in.VRRPVersion, 2)
 	advert := orDefault(in.AdvertInterval, time.Second)
+	if a, err := netip.ParseAddr(in.VIP); err == nil && a.Is6() && version != 3 {
+		p.add("VRRPVersion: an IPv6 VIP needs VRRP version 3")
+	}
 	switch version {
 	case 2:
 		if advert%time.Second != 0 || advert > 255*time.Second {

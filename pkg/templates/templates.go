@@ -9,6 +9,22 @@
 // deterministic: equal inputs give byte-equal outputs, so a phase can compare
 // sha256 sums with what a host holds.
 //
+// Where each rendering goes on a host, and its mode:
+//
+//	HAProxy           /etc/haproxy/haproxy.cfg                          0644
+//	Keepalived        /etc/keepalived/keepalived.conf                   0600 (VRRP password)
+//	KeepalivedCheck   KeepalivedCheckPath                               0755, owner root
+//	EtcdUnit          /etc/systemd/system/etcd.service                  0644
+//	EtcdEnv           EtcdEnvPath                                       0644 (paths only)
+//	SysctlConf        SysctlPath                                        0644
+//	ContainerdConfig  ContainerdConfigPath                              0644
+//	ContainerdUnit    /etc/systemd/system/containerd.service            0644
+//	KubeletUnit       KubeletUnitPath                                   0644
+//	KubeletDropIn     KubeletDropInPath                                 0644
+//	BridgeCNI         BridgeCNIPath                                     0644
+//	NetworkdRoutes    /etc/systemd/network/<host's .network>.d/k4t-routes.conf 0644
+//	KubeadmInit/Join  e.g. /etc/kubernetes/k4t/kubeadm-*.yaml           0600 (bootstrap token)
+//
 // Golden files: `go test ./pkg/templates -update` rewrites testdata/golden/*.
 package templates
 
@@ -17,6 +33,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -32,9 +49,10 @@ var files embed.FS
 var parsed = template.Must(template.New("").
 	Option("missingkey=error").
 	Funcs(template.FuncMap{
-		"seconds": formatSeconds,
-		"join":    strings.Join,
-		"quote":   strconv.Quote,
+		"seconds":  formatSeconds,
+		"join":     strings.Join,
+		"quote":    strconv.Quote,
+		"hostport": hostPort,
 	}).
 	ParseFS(files, "files/*.tmpl"))
 
@@ -45,6 +63,11 @@ func render(name string, data any) ([]byte, error) {
 		return nil, fmt.Errorf("render %s: %w", name, err)
 	}
 	return b.Bytes(), nil
+}
+
+// hostPort joins a validated IP and a port, bracketing IPv6 ("[fd00::1]:6443").
+func hostPort(addr string, port any) string {
+	return net.JoinHostPort(addr, fmt.Sprint(port))
 }
 
 // formatSeconds writes d as seconds with up to three decimals and no trailing
