@@ -170,7 +170,7 @@ func TestSudoPassword(t *testing.T) {
 		if strings.Contains(c, sudo.password) {
 			t.Fatalf("the sudo password is in a command line: %q", c)
 		}
-		if strings.HasPrefix(c, "sh -c") {
+		if !strings.HasPrefix(c, "sudo") {
 			t.Fatalf("a command ran without sudo: %q", c)
 		}
 	}

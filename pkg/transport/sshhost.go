@@ -55,21 +55,55 @@ func (h *sshHost) Close() error {
 }
 
 // Run runs cmd with sh -c, through sudo when configured.
+//
+// Stopping a remote command (timeout, cancel) is done three ways, since
+// OpenSSH ignores signal requests on root logins: the TERM signal request;
+// `pkill -f` of a random marker carried in the command line (a trailing
+// comment), which hits the remote timeout(1) that then signals the whole
+// process group (KILL 2s later); and timeout(1) bounding the command by
+// itself should the connection drop.
 func (h *sshHost) Run(ctx context.Context, cmd Cmd) (Result, error) {
-	line := "sh -c " + shellQuote(cmd.Command)
-	stdin := cmd.Stdin
 	if h.cfg.useSudo() {
 		if err := h.checkSudo(ctx); err != nil {
 			return Result{}, err
 		}
-		if h.sudoPass {
-			line = "sudo -k -S -p '' " + line
-			stdin = append(append([]byte(h.cfg.SudoPassword), '\n'), cmd.Stdin...)
-		} else {
-			line = "sudo -n " + line
-		}
 	}
-	return h.exec(ctx, cmd, line, stdin)
+	marker := randSuffix()
+	line, stdin := h.withSudo(remoteLine(cmd, marker), cmd.Stdin)
+	return h.exec(ctx, cmd, line, stdin, marker)
+}
+
+// withSudo prefixes line with sudo when configured (checkSudo must have run)
+// and puts the password first on stdin when sudo wants it.
+func (h *sshHost) withSudo(line string, stdin []byte) (string, []byte) {
+	switch {
+	case !h.cfg.useSudo():
+		return line, stdin
+	case h.sudoPass:
+		return "sudo -k -S -p '' " + line, append(append([]byte(h.cfg.SudoPassword), '\n'), stdin...)
+	default:
+		return "sudo -n " + line, stdin
+	}
+}
+
+// remoteLine is cmd as the remote login shell runs it.
+func remoteLine(cmd Cmd, marker string) string {
+	timeout := cmd.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	secs := int64(timeout/time.Second) + 5 // the client's timer fires first
+	return fmt.Sprintf("timeout -k 2 %d sh -c %s", secs, shellQuote(cmd.Command+"\n# k4t-run-"+marker))
+}
+
+// killRemote stops the command carrying marker (see Run).
+func (h *sshHost) killRemote(ctx context.Context, marker string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	// "[x]yz" matches "xyz" but not this pkill's own command line.
+	kill := "pkill -TERM -f " + shellQuote("k4t-run-["+marker[:1]+"]"+marker[1:])
+	line, stdin := h.withSudo(kill, nil)
+	h.exec(ctx, Cmd{Command: kill, Timeout: 5 * time.Second}, line, stdin, "")
 }
 
 // checkSudo finds out once whether sudo needs the password and whether the
@@ -82,7 +116,7 @@ func (h *sshHost) checkSudo(ctx context.Context) error {
 		return h.sudoErr
 	}
 	probe := Cmd{Command: "sudo -n true", Timeout: 30 * time.Second}
-	_, err := h.exec(ctx, probe, probe.Command, nil)
+	_, err := h.exec(ctx, probe, probe.Command, nil, "")
 	var ce *CmdError
 	switch {
 	case err == nil:
@@ -95,7 +129,7 @@ func (h *sshHost) checkSudo(ctx context.Context) error {
 			break
 		}
 		check := Cmd{Command: "sudo -k -S -p '' true", Timeout: 30 * time.Second, Secret: true}
-		_, err = h.exec(ctx, check, check.Command, []byte(h.cfg.SudoPassword+"\n"))
+		_, err = h.exec(ctx, check, check.Command, []byte(h.cfg.SudoPassword+"\n"), "")
 		if errors.As(err, &ce) {
 			err = fmt.Errorf("%s: sudo rejected the password of %q (exit %d) — check sudo.password in hosts.yaml and that %q may use sudo",
 				h.Name(), h.cfg.user(), ce.ExitCode, h.cfg.user())
@@ -110,7 +144,8 @@ func (h *sshHost) checkSudo(ctx context.Context) error {
 }
 
 // exec runs line (already wrapped) in a new session on the connection.
-func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte) (Result, error) {
+// marker, when set, names the command for killRemote.
+func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte, marker string) (Result, error) {
 	timeout := cmd.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -147,11 +182,19 @@ func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte) 
 		stopErr = fmt.Errorf("%s: command %q timed out after %s on host %s: %w", h.Name(), short, timeout, h.Name(), context.DeadlineExceeded)
 	}
 	if stopErr != nil {
-		sess.Signal(ssh.SIGKILL)
-		sess.Close()
+		sess.Signal(ssh.SIGTERM)
+		if marker != "" {
+			h.killRemote(ctx, marker)
+		}
 		select {
 		case <-done:
-		case <-time.After(2 * time.Second):
+		case <-time.After(3 * time.Second): // timeout(1) sends KILL after 2s
+			sess.Signal(ssh.SIGKILL)
+			sess.Close()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+			}
 		}
 		slog.Debug("ssh run stopped", "host", h.Name(), "cmd", short, "duration", time.Since(start), "err", stopErr)
 		return Result{}, stopErr
