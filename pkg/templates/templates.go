@@ -52,7 +52,7 @@ var parsed = template.Must(template.New("").
 		"seconds":  formatSeconds,
 		"join":     strings.Join,
 		"quote":    strconv.Quote,
-		"hostport": hostPort,
+		"hostport": joinHostPort,
 	}).
 	ParseFS(files, "files/*.tmpl"))
 
@@ -65,8 +65,8 @@ func render(name string, data any) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// hostPort joins a validated IP and a port, bracketing IPv6 ("[fd00::1]:6443").
-func hostPort(addr string, port any) string {
+// joinHostPort joins a validated IP and a port, bracketing IPv6 ("[fd00::1]:6443").
+func joinHostPort(addr string, port any) string {
 	return net.JoinHostPort(addr, fmt.Sprint(port))
 }
 
