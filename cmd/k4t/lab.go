@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -20,7 +21,15 @@ func init() {
 
 func newLabCmd(g *globalFlags) *cobra.Command {
 	var dir string
-	newLab := func() *lab.Lab { return lab.New(dir) }
+	newLab := func() *lab.Lab {
+		l := lab.New(dir)
+		level := slog.LevelInfo
+		if g.Verbose() {
+			level = slog.LevelDebug
+		}
+		l.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		return l
+	}
 	cmd := &cobra.Command{
 		Use:   "lab",
 		Short: "Run N real hosts on this machine (systemd-nspawn) to try k4t on",

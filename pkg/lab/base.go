@@ -125,12 +125,53 @@ func (l *Lab) EnsureBase(ctx context.Context) (string, error) {
 	return tarball, nil
 }
 
-// extractBase unpacks the cached base into dir (the lower layer of every host).
-func extractBase(ctx context.Context, tarball, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+// baseRoot is the unpacked base for the current recipe: the read-only lower
+// layer of every host of every lab. It is never written to (per-host
+// identity, keys and password go to the upper layers), so it is kept in the
+// cache and unpacked once per recipe.
+func (l *Lab) baseRoot() string {
+	return filepath.Join(l.CacheDir, fmt.Sprintf("base-%s-%s", Suite, RecipeHash()))
+}
+
+const unpackedStamp = ".k4t-unpacked"
+
+// unpackBase unpacks the base tarball into baseRoot unless that is done.
+func (l *Lab) unpackBase(ctx context.Context, tarball string) (string, error) {
+	dir := l.baseRoot()
+	if _, err := os.Stat(filepath.Join(dir, unpackedStamp)); err == nil {
+		return dir, nil
 	}
-	return run(ctx, "", "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-I", "zstd", "-C", dir, "-xpf", tarball)
+	unlock, err := lockFile(ctx, filepath.Join(l.CacheDir, ".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(dir, unpackedStamp)); err == nil {
+		return dir, nil
+	}
+	start := time.Now()
+	tmp := dir + ".unpacking"
+	if err := removeTree(tmp); err != nil {
+		return "", err
+	}
+	if err := removeTree(dir); err != nil { // an incomplete earlier unpack
+		return "", err
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return "", err
+	}
+	if err := run(ctx, "", "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-I", "zstd", "-C", tmp, "-xpf", tarball); err != nil {
+		_ = removeTree(tmp)
+		return "", fmt.Errorf("unpacking %s: %w (delete it to rebuild)", tarball, err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, unpackedStamp), nil, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", err
+	}
+	l.log().Info("lab base: unpacked", "dir", dir, "took", time.Since(start).Round(10*time.Millisecond))
+	return dir, nil
 }
 
 // writeFiles copies the embedded files into dir.

@@ -134,10 +134,11 @@ func (l *Lab) cleanup(ctx context.Context) error {
 	plan := planCleanup(l.findLeftovers(ctx))
 	var errs []error
 	for _, a := range plan {
-		l.log().Debug("lab cleanup", "step", a.String())
+		t := time.Now()
 		if err := l.do(ctx, a); err != nil {
 			errs = append(errs, err)
 		}
+		l.log().Debug("lab cleanup", "step", a.String(), "took", time.Since(t).Round(time.Millisecond))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("lab cleanup: %w (re-run `k4t lab down`; it is safe to repeat)", err)

@@ -80,7 +80,7 @@ func (l *Lab) prepareHost(ctx context.Context, h Host) error {
 	}
 	root := l.rootDir(h.Name)
 	if !isMounted(root) {
-		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", l.baseDir(), filepath.Join(hd, "upper"), filepath.Join(hd, "work"))
+		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", l.baseRoot(), filepath.Join(hd, "upper"), filepath.Join(hd, "work"))
 		if err := unix.Mount("overlay", root, "overlay", 0, opts); err != nil {
 			return fmt.Errorf("mounting overlay root %s: %w", root, err)
 		}
@@ -115,6 +115,22 @@ func (l *Lab) prepareHost(ctx context.Context, h Host) error {
 	}
 	if err := run(ctx, "", "ssh-keygen", "-A", "-f", root); err != nil {
 		return fmt.Errorf("generating ssh host keys: %w", err)
+	}
+	pub, err := os.ReadFile(l.KeyFile() + ".pub")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "root", ".ssh", "authorized_keys"), pub, 0o600); err != nil {
+		return err
+	}
+	pw, err := l.Password()
+	if err != nil {
+		return err
+	}
+	// chpasswd runs inside the host's root so that its PAM and login.defs
+	// apply; the new /etc/shadow lands in the upper layer.
+	if err := run(ctx, "root:"+pw+"\n", "chroot", root, "chpasswd"); err != nil {
+		return fmt.Errorf("setting root password: %w", err)
 	}
 	return os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644)
 }

@@ -96,7 +96,6 @@ type state struct {
 
 // Paths in the work dir.
 func (l *Lab) statePath() string          { return filepath.Join(l.Dir, "lab.json") }
-func (l *Lab) baseDir() string            { return filepath.Join(l.Dir, "base") }
 func (l *Lab) hostDir(name string) string { return filepath.Join(l.Dir, "hosts", name) }
 func (l *Lab) rootDir(name string) string { return filepath.Join(l.hostDir(name), "root") }
 func (l *Lab) sysctlPath() string         { return filepath.Join(l.Dir, "sysctl.saved") }

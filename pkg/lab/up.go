@@ -96,6 +96,7 @@ func (l *Lab) Up(ctx context.Context, names []string) error {
 	if err := l.cleanup(ctx); err != nil {
 		return err
 	}
+	l.log().Debug("lab up: cleaned", "took", time.Since(start).Round(10*time.Millisecond))
 	if err := l.checkNetwork(); err != nil {
 		return err
 	}
@@ -122,8 +123,8 @@ func (l *Lab) Up(ctx context.Context, names []string) error {
 	return nil
 }
 
-// prepareLab makes the lab's key pair and root password, unpacks the base
-// and puts both into it (every host shares them), and writes the spawn script.
+// prepareLab makes the lab's key pair, root password and spawn script, and
+// unpacks the base if needed.
 func (l *Lab) prepareLab(ctx context.Context, tarball string) error {
 	if err := run(ctx, "", "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "k4t-lab", "-f", l.KeyFile()); err != nil {
 		return fmt.Errorf("lab: making the lab key: %w", err)
@@ -135,25 +136,8 @@ func (l *Lab) prepareLab(ctx context.Context, tarball string) error {
 	if err := writeFileAtomic(l.passwordPath(), []byte(pw+"\n"), 0o600); err != nil {
 		return fmt.Errorf("lab: saving root password: %w", err)
 	}
-	t := time.Now()
-	if err := extractBase(ctx, tarball, l.baseDir()); err != nil {
-		return fmt.Errorf("lab: unpacking the base %s: %w (delete it to rebuild)", tarball, err)
-	}
-	l.log().Debug("lab: base unpacked", "took", time.Since(t).Round(10*time.Millisecond))
-	pub, err := os.ReadFile(l.KeyFile() + ".pub")
-	if err != nil {
-		return err
-	}
-	ak := filepath.Join(l.baseDir(), "root", ".ssh", "authorized_keys")
-	if err := os.MkdirAll(filepath.Dir(ak), 0o700); err != nil {
-		return err
-	}
-	if err := os.WriteFile(ak, pub, 0o600); err != nil {
-		return err
-	}
-	// chpasswd runs inside the base so that its PAM and login.defs apply.
-	if err := run(ctx, "root:"+pw+"\n", "chroot", l.baseDir(), "chpasswd"); err != nil {
-		return fmt.Errorf("lab: setting root password: %w", err)
+	if _, err := l.unpackBase(ctx, tarball); err != nil {
+		return fmt.Errorf("lab: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Join(l.Dir, "hosts"), 0o755); err != nil {
 		return err
@@ -206,6 +190,7 @@ func (l *Lab) Down(ctx context.Context) error {
 }
 
 func (l *Lab) down(ctx context.Context) error {
+	t := time.Now()
 	hostDirs, _ := filepath.Glob(filepath.Join(l.Dir, "hosts", "*"))
 	var wg sync.WaitGroup
 	for _, hd := range hostDirs {
@@ -219,6 +204,7 @@ func (l *Lab) down(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	l.log().Debug("lab down: hosts stopped", "took", time.Since(t).Round(10*time.Millisecond))
 	return l.cleanup(ctx)
 }
 
