@@ -90,9 +90,7 @@ func newTestEnv(t *testing.T, dryRun bool, names ...string) *testEnv {
 }
 
 func (e *testEnv) with(t *testing.T, dryRun bool) *Run {
-	r := *e.run
-	r.DryRun = dryRun
-	r.facts = nil
+	r := Run{Cluster: e.run.Cluster, State: e.run.State, Events: e.run.Events, Connect: e.run.Connect, DryRun: dryRun}
 	e.coll.Events = nil
 	if !dryRun {
 		j, err := state.OpenJournal(r.State.Journal(), "test")

@@ -49,16 +49,23 @@ func (o *OS) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err := add(FileChange(ctx, hc, o.Name(), transport.File{Path: "/etc/hosts", Mode: 0o644, Content: hosts}, FileOpts{})); err != nil {
 		return nil, err
 	}
-	sysctl, err := templates.SysctlConf(templates.SysctlInput{NonLocalBind: hc.Host.HasRole(v1alpha1.RoleSLB)})
-	if err != nil {
-		return nil, err
+	in := templates.SysctlInput{
+		KubernetesNode: hc.Host.HasRole(v1alpha1.RoleMaster) || hc.Host.HasRole(v1alpha1.RoleWorker),
+		NonLocalBind:   hc.Host.HasRole(v1alpha1.RoleSLB),
 	}
-	c, err := FileChange(ctx, hc, o.Name(), transport.File{Path: sysctlPath, Mode: 0o644, Content: sysctl}, FileOpts{})
-	if err != nil {
-		return nil, err
-	}
-	if c != nil {
-		out = append(out, c, CommandChange(hc, o.Name(), "sysctl -p "+sysctlPath, "sysctl -q -p "+sysctlPath))
+	if in.KubernetesNode || in.NonLocalBind {
+		sysctl, err := templates.SysctlConf(in)
+		if err != nil {
+			return nil, err
+		}
+		c, err := FileChange(ctx, hc, o.Name(), transport.File{Path: sysctlPath, Mode: 0o644, Content: sysctl}, FileOpts{})
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			// Only k4t's own file: `sysctl --system` fails on read-only kernel.* keys in containers.
+			out = append(out, c, CommandChange(hc, o.Name(), "sysctl -p "+sysctlPath, "sysctl -q -p "+sysctlPath))
+		}
 	}
 	if f.Swap > 0 && !hc.Host.HasRole(v1alpha1.RoleSLB) {
 		out = append(out, CommandChange(hc, o.Name(), "swapoff -a (and comment swap out of /etc/fstab)", `swapoff -a && sed -i.k4t-bak '/\sswap\s/s/^[^#]/#&/' /etc/fstab`))
