@@ -45,12 +45,17 @@ type leftovers struct {
 }
 
 // planCleanup orders the steps: processes first (they hold mounts, cgroups
-// and veths), then mounts deepest first, cgroups, links, the bridge (only if
-// ours), rules, sysctls, and files last (never while something is mounted).
+// and veths), then cgroups (removing one kills whatever still runs in it,
+// such as a container init whose nspawn was killed), mounts deepest first,
+// links, the bridge (only if ours), rules, sysctls, and files last (never
+// while something is mounted).
 func planCleanup(f leftovers) []Action {
 	var out []Action
 	for _, p := range f.Pids {
 		out = append(out, Action{Kind: "kill", Target: strconv.Itoa(p)})
+	}
+	for _, c := range f.Cgroups {
+		out = append(out, Action{Kind: "rmcgroup", Target: c})
 	}
 	ms := append([]string(nil), f.Mounts...)
 	sort.Slice(ms, func(i, j int) bool {
@@ -61,9 +66,6 @@ func planCleanup(f leftovers) []Action {
 	})
 	for _, m := range ms {
 		out = append(out, Action{Kind: "unmount", Target: m})
-	}
-	for _, c := range f.Cgroups {
-		out = append(out, Action{Kind: "rmcgroup", Target: c})
 	}
 	if f.BridgeExists && f.BridgeOurs {
 		for _, l := range f.Links {

@@ -146,8 +146,8 @@ func TestPlanCleanup(t *testing.T) {
 	}
 	want := []string{
 		"kill 42",
-		"unmount /w/hosts/a/root/proc", "unmount /w/hosts/b/root", "unmount /w/hosts/a/root",
 		"rmcgroup /sys/fs/cgroup/memory/x/k4t-lab",
+		"unmount /w/hosts/a/root/proc", "unmount /w/hosts/b/root", "unmount /w/hosts/a/root",
 		"dellink vb-a", "delbridge k4tlab0",
 		"iptables: iptables -t filter -D FORWARD -i k4tlab0 -j ACCEPT",
 		"sysctl restore",
@@ -246,5 +246,18 @@ func TestSysctlsAndNspawn(t *testing.T) {
 	}
 	if h := RecipeHash(); len(h) != 12 || h != RecipeHash() {
 		t.Errorf("recipe hash %q", h)
+	}
+}
+
+func TestCheckToolsNamesTheAptLine(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	err := checkTools("systemd-nspawn", "zstd", "ip")
+	if err == nil {
+		t.Fatal("want an error with an empty PATH")
+	}
+	for _, want := range []string{"systemd-nspawn (package systemd-container)", "apt-get install -y debootstrap systemd-container zstd sshpass iproute2"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
 	}
 }

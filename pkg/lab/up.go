@@ -37,15 +37,20 @@ func checkRoot() error {
 // checkTools reports every missing tool at once, with the install line.
 func checkTools(tools ...string) error {
 	var missing []string
+	line := AptInstall
 	for _, t := range tools {
 		if _, err := exec.LookPath(t); err != nil {
-			missing = append(missing, fmt.Sprintf("%s (package %s)", t, toolPackages[t]))
+			pkg := toolPackages[t]
+			missing = append(missing, fmt.Sprintf("%s (package %s)", t, pkg))
+			if !strings.Contains(line+" ", " "+pkg+" ") {
+				line += " " + pkg
+			}
 		}
 	}
 	if len(missing) == 0 {
 		return nil
 	}
-	return fmt.Errorf("lab: missing %s; install with: %s", strings.Join(missing, ", "), AptInstall)
+	return fmt.Errorf("lab: missing %s; install with: %s", strings.Join(missing, ", "), line)
 }
 
 func (l *Lab) lock(ctx context.Context) (func(), error) {
@@ -74,7 +79,7 @@ func (l *Lab) locked(ctx context.Context, host string, f func() error) error {
 	return f()
 }
 
-// Up cleans whatever an earlier lab left, then brings up one host per name
+// Up takes down whatever an earlier lab left (as Down does), then brings up one host per name
 // (addresses in order from .11), and returns when sshd answers on all.
 func (l *Lab) Up(ctx context.Context, names []string) error {
 	hosts, err := AllocateHosts(l.Subnet, names)
@@ -93,7 +98,7 @@ func (l *Lab) Up(ctx context.Context, names []string) error {
 		return err
 	}
 	defer unlock()
-	if err := l.cleanup(ctx); err != nil {
+	if err := l.down(ctx); err != nil { // stops an earlier lab cleanly, then Cleanup
 		return err
 	}
 	l.log().Debug("lab up: cleaned", "took", time.Since(start).Round(10*time.Millisecond))
