@@ -69,6 +69,14 @@ func TestPasswordAuth(t *testing.T) {
 	}
 }
 
+func TestKeyboardInteractiveAuth(t *testing.T) {
+	srv := sshtest.Start(t, sshtest.Options{Password: "pa55", KeyboardInteractiveOnly: true})
+	h := dial(t, transport.Config{Name: "ki", Addr: srv.Addr(), Password: "pa55", HostKeys: newKnownHosts(t, true)})
+	if got := run(t, h, "echo ki"); got != "ki\n" {
+		t.Fatalf("got %q", got)
+	}
+}
+
 func TestAgentAuth(t *testing.T) {
 	k := newTestKey(t)
 	_, cfg := keyServer(t, k, sshtest.Options{})

@@ -32,16 +32,56 @@ type sshHost struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	closed    chan struct{}
 }
 
+// KeepaliveInterval is how often an idle connection is probed; a probe
+// unanswered for as long closes it, so commands fail fast instead of
+// waiting out their timeout on a dead link.
+var KeepaliveInterval = 30 * time.Second
+
 func newSSHHost(cfg Config, c *ssh.Client, owned []*ssh.Client) *sshHost {
-	return &sshHost{cfg: cfg, client: c, owned: owned}
+	h := &sshHost{cfg: cfg, client: c, owned: owned, closed: make(chan struct{})}
+	go h.keepalive(KeepaliveInterval)
+	return h
+}
+
+func (h *sshHost) keepalive(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.closed:
+			return
+		case <-t.C:
+		}
+		replied := make(chan error, 1)
+		go func() {
+			// Any reply, even "unsupported", proves the peer is there.
+			_, _, err := h.client.SendRequest("keepalive@openssh.com", true, nil)
+			replied <- err
+		}()
+		select {
+		case <-h.closed:
+			return
+		case err := <-replied:
+			if err == nil {
+				continue
+			}
+			slog.Debug("ssh connection lost", "host", h.Name(), "err", err)
+		case <-time.After(every):
+			slog.Warn("ssh connection unresponsive, closing it", "host", h.Name(), "addr", h.cfg.Addr)
+		}
+		h.client.Close()
+		return
+	}
 }
 
 func (h *sshHost) Name() string { return h.cfg.Name }
 
 func (h *sshHost) Close() error {
 	h.closeOnce.Do(func() {
+		close(h.closed)
 		h.sftpMu.Lock()
 		if h.sftpc != nil {
 			h.sftpc.Close()

@@ -39,6 +39,9 @@ type ExecContextFunc func(ctx context.Context, cmd string, stdin io.Reader, stdo
 type Options struct {
 	// Password is accepted for password and keyboard-interactive auth.
 	Password string
+	// KeyboardInteractiveOnly offers the password only through
+	// keyboard-interactive (as PAM setups do), not the password method.
+	KeyboardInteractiveOnly bool
 	// AuthorizedKeys are accepted for public key auth.
 	AuthorizedKeys []ssh.PublicKey
 	// HostKey is the server's key; nil means the process-wide shared key.
@@ -119,11 +122,13 @@ func New(opts Options) (*Server, error) {
 		check := func(pw []byte) bool {
 			return subtle.ConstantTimeCompare(pw, []byte(opts.Password)) == 1
 		}
-		cfg.PasswordCallback = func(_ ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
-			if check(pw) {
-				return nil, nil
+		if !opts.KeyboardInteractiveOnly {
+			cfg.PasswordCallback = func(_ ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
+				if check(pw) {
+					return nil, nil
+				}
+				return nil, errors.New("wrong password")
 			}
-			return nil, errors.New("wrong password")
 		}
 		cfg.KeyboardInteractiveCallback = func(_ ssh.ConnMetadata, ask ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
 			ans, err := ask("", "", []string{"Password: "}, []bool{false})
