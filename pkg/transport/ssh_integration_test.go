@@ -66,9 +66,25 @@ func startSSHD(t *testing.T, pub ssh.PublicKey) *realSSHD {
 			t.Skipf("cannot create /run/sshd: %v", err)
 		}
 	}
+	for attempt := 0; ; attempt++ {
+		addr, err := tryStartSSHD(t, dir, write, hostKey, authKeys)
+		if err == nil {
+			return &realSSHD{addr: addr, dir: dir}
+		}
+		if attempt == 2 || !errors.Is(err, errPortTaken) {
+			t.Fatal(err)
+		}
+	}
+}
+
+var errPortTaken = errors.New("port taken")
+
+// tryStartSSHD starts sshd on a free port; errPortTaken if another process
+// took the port between our probe and sshd's bind.
+func tryStartSSHD(t *testing.T, dir string, write func(string, []byte) string, hostKey, authKeys string) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
@@ -92,7 +108,7 @@ LogLevel VERBOSE
 	cmd := exec.Command(sshdPath, "-D", "-e", "-f", conf)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting sshd: %v", err)
+		return "", fmt.Errorf("starting sshd: %v", err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
@@ -117,15 +133,18 @@ LogLevel VERBOSE
 		}
 		select {
 		case <-exited:
-			t.Fatalf("sshd exited:\n%s", logs.String())
+			if strings.Contains(logs.String(), "Address already in use") {
+				return "", errPortTaken
+			}
+			return "", fmt.Errorf("sshd exited:\n%s", logs.String())
 		default:
 		}
 		if i > 100 {
-			t.Fatalf("sshd does not listen on %s:\n%s", addr, logs.String())
+			return "", fmt.Errorf("sshd does not listen on %s:\n%s", addr, logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &realSSHD{addr: addr, dir: dir}
+	return addr, nil
 }
 
 func TestRealSSHD(t *testing.T) {
