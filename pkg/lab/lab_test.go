@@ -70,6 +70,11 @@ func TestInventoryShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, probs, err := v1alpha1.Parse(b, "lab inventory"); err != nil {
+		t.Fatalf("inventory does not validate: %v", err)
+	} else if len(probs) != 0 {
+		t.Errorf("inventory warnings: %v", probs)
+	}
 	var back v1alpha1.Cluster
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)

@@ -178,6 +178,7 @@ func (l *Lab) startHost(ctx context.Context, h Host) error {
 	if err := l.prepareHost(ctx, h); err != nil {
 		return fmt.Errorf("lab %s: %w", h.Name, err)
 	}
+	l.log().Debug("lab host prepared", "host", h.Name, "took", time.Since(t).Round(10*time.Millisecond))
 	if err := l.spawn(ctx, h); err != nil {
 		return fmt.Errorf("lab %s: %w", h.Name, err)
 	}
