@@ -273,9 +273,17 @@ func throwawayUser(t *testing.T) string {
 		t.Skipf("useradd: %v %s", err, out)
 	}
 	t.Cleanup(func() {
-		if out, err := exec.Command("userdel", "k4ttest").CombinedOutput(); err != nil {
-			t.Errorf("userdel k4ttest: %v %s", err, out)
+		// sshd's session process for the user may take a moment to exit
+		// after the connection closed: userdel refuses until it has.
+		var out []byte
+		var err error
+		for i := 0; i < 50; i++ {
+			if out, err = exec.Command("userdel", "k4ttest").CombinedOutput(); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
+		t.Errorf("userdel k4ttest: %v %s", err, out)
 	})
 	b := make([]byte, 12)
 	rand.Read(b)
