@@ -276,6 +276,15 @@ func TestSystemdUnitsVerify(t *testing.T) {
 		if err := os.WriteFile(path, rendered(t, f), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		if f == "kubelet.service" { // verify reads drop-ins beside the unit
+			dropIns := filepath.Join(dir, f+".d")
+			if err := os.Mkdir(dropIns, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dropIns, "10-kubeadm.conf"), rendered(t, "10-kubeadm.conf"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 		out, err := exec.Command(bin, "verify", "--man=no", path).CombinedOutput()
 		// Missing binaries (etcd, containerd, kubelet are not installed
 		// here) and a machine without systemd as PID 1 are not template
