@@ -104,7 +104,9 @@ func (l *Lab) findLeftovers(ctx context.Context) leftovers {
 		}
 	}
 	f.Cgroups = findGroups(l.CgroupName)
-	f.BridgeExists, f.BridgeOurs = link(l.Bridge)
+	var alias string
+	f.BridgeExists, alias = link(l.Bridge)
+	f.BridgeOurs = alias == l.bridgeAlias()
 	if f.BridgeExists && f.BridgeOurs {
 		f.Links = bridgeMembers(l.Bridge)
 	}

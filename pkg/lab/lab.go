@@ -35,8 +35,9 @@ const (
 	DefaultVIP = "10.77.0.100"
 	// FirstHost is the last octet (offset in the subnet) of the first host.
 	FirstHost = 11
-	// bridgeAlias marks the bridge as ours (ip link ... alias).
-	bridgeAlias = "k4t-lab"
+	// bridgeAliasPrefix + the work dir is the bridge's alias (ip link ...
+	// alias): it marks the bridge as made by the lab in that dir.
+	bridgeAliasPrefix = "k4t-lab "
 )
 
 // Lab is a set of nspawn hosts rooted at a work dir.
@@ -52,7 +53,9 @@ type Lab struct {
 	// VIP is the controlPlaneEndpoint written by WriteInventory.
 	VIP string
 	// CgroupName is the directory created under the current cgroup in every
-	// hierarchy; each host gets CgroupName/<host>.
+	// hierarchy; each host gets CgroupName/<host>. Cleanup removes every
+	// directory of that name, so labs sharing a machine need distinct
+	// Bridge, Subnet and CgroupName (as the package's own e2e test does).
 	CgroupName string
 	// Mirror overrides the Debian mirror (default: K4T_LAB_MIRROR or apt sources).
 	Mirror string
@@ -95,6 +98,7 @@ type state struct {
 }
 
 // Paths in the work dir.
+func (l *Lab) bridgeAlias() string        { return bridgeAliasPrefix + filepath.Clean(l.Dir) }
 func (l *Lab) statePath() string          { return filepath.Join(l.Dir, "lab.json") }
 func (l *Lab) hostDir(name string) string { return filepath.Join(l.Dir, "hosts", name) }
 func (l *Lab) rootDir(name string) string { return filepath.Join(l.hostDir(name), "root") }

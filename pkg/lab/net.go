@@ -11,16 +11,17 @@ import (
 	"strings"
 )
 
-// link reports whether a network link exists, and whether it is a bridge
-// marked as ours (alias k4t-lab).
-func link(name string) (exists, ours bool) {
+// link reports whether a network link exists, and its alias if it is a bridge.
+func link(name string) (exists bool, bridgeAlias string) {
 	dir := filepath.Join("/sys/class/net", name)
 	if _, err := os.Stat(dir); err != nil {
-		return false, false
+		return false, ""
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bridge")); err != nil {
+		return true, ""
 	}
 	alias, _ := os.ReadFile(filepath.Join(dir, "ifalias"))
-	_, err := os.Stat(filepath.Join(dir, "bridge"))
-	return true, err == nil && strings.TrimSpace(string(alias)) == bridgeAlias
+	return true, strings.TrimSpace(string(alias))
 }
 
 // bridgeMembers lists the links attached to bridge.
@@ -35,8 +36,11 @@ func bridgeMembers(bridge string) []string {
 
 // checkNetwork refuses a bridge name or subnet that something else uses.
 func (l *Lab) checkNetwork() error {
-	if exists, ours := link(l.Bridge); exists && !ours {
-		return fmt.Errorf("lab: network link %s exists and was not made by k4t lab (its alias is not %q); choose another bridge or remove it with `ip link del %s` if it is a leftover", l.Bridge, bridgeAlias, l.Bridge)
+	if exists, alias := link(l.Bridge); exists && alias != l.bridgeAlias() {
+		if dir, ok := strings.CutPrefix(alias, bridgeAliasPrefix); ok {
+			return fmt.Errorf("lab: bridge %s belongs to the lab in %s; take that one down first with `k4t lab down --dir %s`", l.Bridge, dir, dir)
+		}
+		return fmt.Errorf("lab: network link %s exists and was not made by k4t lab (its alias is not %q); choose another bridge or remove it with `ip link del %s` if it is a leftover", l.Bridge, l.bridgeAlias(), l.Bridge)
 	}
 	ifs, err := net.Interfaces()
 	if err != nil {
@@ -70,7 +74,7 @@ func (l *Lab) createBridge(ctx context.Context) error {
 		}
 	}
 	steps := [][]string{
-		{"link", "set", l.Bridge, "alias", bridgeAlias},
+		{"link", "set", l.Bridge, "alias", l.bridgeAlias()},
 		{"addr", "replace", gw, "dev", l.Bridge},
 		{"link", "set", l.Bridge, "up"},
 	}

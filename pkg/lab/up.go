@@ -98,13 +98,13 @@ func (l *Lab) Up(ctx context.Context, names []string) error {
 		return err
 	}
 	defer unlock()
+	if err := l.checkNetwork(); err != nil { // before cleaning: never touch another lab
+		return err
+	}
 	if err := l.down(ctx); err != nil { // stops an earlier lab cleanly, then Cleanup
 		return err
 	}
 	l.log().Debug("lab up: cleaned", "took", time.Since(start).Round(10*time.Millisecond))
-	if err := l.checkNetwork(); err != nil {
-		return err
-	}
 	tarball, err := l.EnsureBase(ctx)
 	if err != nil {
 		return err
