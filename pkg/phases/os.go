@@ -64,7 +64,8 @@ func (o *OS) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 		}
 		if c != nil {
 			// Only k4t's own file: `sysctl --system` fails on read-only kernel.* keys in containers.
-			out = append(out, c, CommandChange(hc, o.Name(), "sysctl -p "+sysctlPath, "sysctl -q -p "+sysctlPath))
+			out = append(out, c, CommandChange(hc, o.Name(), "sysctl -p "+sysctlPath,
+				"{ [ -d /proc/sys/net/bridge ] || modprobe br_netfilter || true; } && sysctl -q -p "+sysctlPath))
 		}
 	}
 	if f.Swap > 0 && !hc.Host.HasRole(v1alpha1.RoleSLB) {

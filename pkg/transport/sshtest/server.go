@@ -53,6 +53,9 @@ type Options struct {
 	// InMemSFTP serves sftp from memory (sftp.InMemHandler) instead of the
 	// real filesystem.
 	InMemSFTP bool
+	// SFTPHandlers, if set, serve sftp (implies in-memory); a test that
+	// keeps the handlers can read and write the same files its Exec sees.
+	SFTPHandlers *sftp.Handlers
 	// NoSFTP refuses the sftp subsystem.
 	NoSFTP bool
 	// NoForwarding refuses direct-tcpip (the server is no jump host).
@@ -357,8 +360,14 @@ func (c countingChannel) Read(p []byte) (int, error) {
 
 func (s *Server) sftp(ch ssh.Channel) {
 	rw := countingChannel{ch, &s.sftpIn}
-	if s.opts.InMemSFTP {
-		s.inMemOnce.Do(func() { s.inMem = sftp.InMemHandler() })
+	if s.opts.InMemSFTP || s.opts.SFTPHandlers != nil {
+		s.inMemOnce.Do(func() {
+			if s.opts.SFTPHandlers != nil {
+				s.inMem = *s.opts.SFTPHandlers
+			} else {
+				s.inMem = sftp.InMemHandler()
+			}
+		})
 		srv := sftp.NewRequestServer(rw, s.inMem)
 		srv.Serve()
 		srv.Close()

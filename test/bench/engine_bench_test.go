@@ -1,0 +1,231 @@
+// Package bench measures k4t's engine against many in-process SSH hosts:
+// `make bench`; figures go to docs/benchmarks.md.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pkg/sftp"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/events"
+	"k4t.io/k4t/pkg/phases"
+	"k4t.io/k4t/pkg/state"
+	"k4t.io/k4t/pkg/transport"
+	"k4t.io/k4t/pkg/transport/sshtest"
+)
+
+// wrapped is how the transport sends a command (see transport.remoteLine).
+var wrapped = regexp.MustCompile(`(?s)^timeout -k 2 \d+ sh -c '(.*)'$`)
+
+var statCmd = regexp.MustCompile(`^\[ -e '([^']+)' \] \|\| \{ echo absent; exit 0; \}; stat`)
+
+// fakeHost answers the commands preflight and os send, over the same
+// in-memory files its sftp server serves. Everything else succeeds.
+func fakeHost(h *sftp.Handlers, addr string) sshtest.ExecFunc {
+	facts := fmt.Sprintf("os=debian\nos_version=12\narch=x86_64\nhostname=%s\ninit=systemd\ncgroup=cgroup2fs\nmemtotal=4000000\nmemavailable=3000000\ndisk_free_kb=20000000\nswap=0\nports_hex=0016,\niface=eth0\nbr_netfilter=yes\noverlay=yes\npkg=apt-get\n", "x")
+	return func(line string, stdin io.Reader, stdout, stderr io.Writer) int {
+		cmd := line
+		if m := wrapped.FindStringSubmatch(line); m != nil {
+			cmd = strings.ReplaceAll(m[1], `'\''`, `'`)
+			if i := strings.LastIndex(cmd, "\n# k4t-run-"); i >= 0 {
+				cmd = cmd[:i]
+			}
+		}
+		switch {
+		case strings.HasPrefix(cmd, "sh -s -- "):
+			io.Copy(io.Discard, stdin)
+			fmt.Fprintf(stdout, "%stime=%d.000000000\n", facts, time.Now().Unix())
+		case statCmd.MatchString(cmd):
+			p := statCmd.FindStringSubmatch(cmd)[1]
+			b, ok := readFile(h, p)
+			if !ok {
+				fmt.Fprintln(stdout, "absent")
+				return 0
+			}
+			sum := sha256.Sum256(b)
+			fmt.Fprintf(stdout, "644 root:root\n%s  -\n", hex.EncodeToString(sum[:]))
+		}
+		return 0
+	}
+}
+
+func readFile(h *sftp.Handlers, p string) ([]byte, bool) {
+	r, err := h.FileGet.Fileread(sftp.NewRequest("Get", p))
+	if err != nil {
+		return nil, false
+	}
+	var out []byte
+	buf := make([]byte, 32<<10)
+	for off := int64(0); ; {
+		n, err := r.ReadAt(buf, off)
+		out = append(out, buf[:n]...)
+		off += int64(n)
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	return out, true
+}
+
+// peak samples the Go heap in use and reports the highest value seen.
+func peak() (stop func() uint64) {
+	var max atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if v := ms.HeapInuse; v > max.Load() {
+				max.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return func() uint64 { close(done); return max.Load() }
+}
+
+func vmHWM() string {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return "?"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+func hostsN() int {
+	if n, err := strconv.Atoi(os.Getenv("K4T_BENCH_HOSTS")); err == nil && n > 0 {
+		return n
+	}
+	return 1000
+}
+
+// BenchmarkEngine1000Hosts: plan, then a no-op apply, over N in-process SSH
+// hosts with the real preflight and os phases, each run with a fresh
+// connection pool.
+func BenchmarkEngine1000Hosts(b *testing.B) {
+	n := hostsN()
+	c := &v1alpha1.Cluster{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: v1alpha1.ObjectMeta{Name: "bench"}}
+	var servers []*sshtest.Server
+	for i := 0; i < n; i++ {
+		h := sftp.InMemHandler()
+		name := fmt.Sprintf("w%04d", i)
+		srv := sshtest.Start(b, sshtest.Options{SFTPHandlers: &h, Exec: fakeHost(&h, "127.0.0.1"), NoForwarding: true})
+		servers = append(servers, srv)
+		c.Spec.Hosts = append(c.Spec.Hosts, v1alpha1.Host{Name: name, Address: "127.0.0.1", InternalAddress: "127.0.0.1",
+			Port: srv.Port(), User: "root", Roles: []v1alpha1.Role{v1alpha1.RoleWorker},
+			SSH: v1alpha1.SSH{KeyFile: writeKey(b)}})
+	}
+	st, err := state.Open(b.TempDir(), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, conc := range []int{20, 100} {
+		run := func(dryRun bool) (time.Duration, int64, int, uint64) {
+			keys, err := transport.NewKnownHostsFiles(st.KnownHosts(), true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			d := transport.NewDialer()
+			cn := phases.NewConnector(c, keys, d)
+			defer d.Close()
+			defer cn.Close()
+			r := &phases.Run{Cluster: c, State: st, Connect: cn.Connect, Events: events.NewEmitter("bench"), DryRun: dryRun}
+			if !dryRun {
+				j, err := state.OpenJournal(st.Journal(), "bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer j.Close()
+				r.Journal = j
+			}
+			stop := peak()
+			start := time.Now()
+			sum, err := (&phases.Engine{Run: r, Phases: []phases.Phase{&phases.Preflight{}, &phases.OS{}}, Concurrency: conc}).Execute(context.Background())
+			el := time.Since(start)
+			pk := stop()
+			if err != nil {
+				b.Fatal(err)
+			}
+			return el, d.Conns(), sum.Changes, pk
+		}
+		first, _, ch, _ := run(false)
+		b.Logf("concurrency %d: first apply over %d hosts: %s, %d changes", conc, n, first.Round(time.Millisecond), ch)
+		var conns0 int64
+		for _, s := range servers {
+			conns0 += s.Conns()
+		}
+		for i := 0; i < b.N; i++ {
+			pt, pc, pch, ph := run(true)
+			at, ac, ach, ah := run(false)
+			fmt.Printf("FIGURE hosts=%d concurrency=%d plan=%s plan_conns=%d plan_changes=%d plan_peak_heap=%dMiB noop_apply=%s apply_conns=%d apply_changes=%d apply_peak_heap=%dMiB\n",
+				n, conc, pt.Round(time.Millisecond), pc, pch, ph>>20, at.Round(time.Millisecond), ac, ach, ah>>20)
+			if ach != 0 {
+				b.Errorf("no-op apply made %d changes", ach)
+			}
+			if ac != int64(n) || pc != int64(n) {
+				b.Errorf("connections: plan %d, apply %d, want exactly %d each", pc, ac, n)
+			}
+			b.ReportMetric(at.Seconds(), "noop-apply-s")
+			b.ReportMetric(pt.Seconds(), "plan-s")
+		}
+		var conns1 int64
+		for _, s := range servers {
+			conns1 += s.Conns()
+		}
+		b.Logf("server side: %d connections accepted for %d runs of %d hosts", conns1-conns0, 2*b.N, n)
+	}
+	fmt.Printf("FIGURE process VmHWM (client and %d servers in one process): %s\n", n, vmHWM())
+}
+
+var keyOnce struct {
+	path string
+}
+
+// writeKey writes one client key for every host (any key is accepted).
+func writeKey(b *testing.B) string {
+	if keyOnce.path != "" {
+		return keyOnce.path
+	}
+	dir := b.TempDir()
+	p := filepath.Join(dir, "id")
+	if err := os.WriteFile(p, []byte(testKey), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	keyOnce.path = p
+	return p
+}
+
+// testKey is a throwaway ed25519 key made for this benchmark only.
+const testKey = `-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACAt6jIk24qNvSKgvxZn13E8K3wOOKC+PdLzoIpQ6wX6oQAAAIiNSv7IjUr+
+yAAAAAtzc2gtZWQyNTUxOQAAACAt6jIk24qNvSKgvxZn13E8K3wOOKC+PdLzoIpQ6wX6oQ
+AAAEDuoCKoHC4ITu8WdyxbOPVk+Mcu/PSb4KVGaNmBdd8uBC3qMiTbio29IqC/FmfXcTwr
+fA44oL490vOgilDrBfqhAAAABWJlbmNo
+-----END OPENSSH PRIVATE KEY-----`
