@@ -30,7 +30,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("\xff\xfe"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, ps, err := Parse(data, "fuzz.yaml")
-		lines := bytes.Count(data, []byte("\n")) + 1
+		// YAML breaks lines at \n, \r and the Unicode NEL, LS and PS too.
+		lines := 1
+		for _, sep := range []string{"\n", "\r", "\u0085", "\u2028", "\u2029"} {
+			lines += bytes.Count(data, []byte(sep))
+		}
 		for _, p := range ps {
 			if p.Line < 0 || p.Line > lines {
 				t.Fatalf("problem on line %d of a %d-line input: %s", p.Line, lines, p)

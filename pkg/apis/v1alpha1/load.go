@@ -91,7 +91,7 @@ func parseYAML(data []byte) (root *yaml.Node, problems []Problem) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	err := safeDecode(dec, &doc)
-	if errors.Is(err, io.EOF) || (err == nil && len(doc.Content) == 0) {
+	if errors.Is(err, io.EOF) || (err == nil && (len(doc.Content) == 0 || isNull(doc.Content[0]))) {
 		return nil, []Problem{{Line: 1, Severity: Error, Message: "the inventory is empty",
 			Hint: "write one with 'k4t create config'"}}
 	}

@@ -125,6 +125,8 @@ func TestDocumentProblems(t *testing.T) {
 	}{
 		{"empty", "", 1, "empty"},
 		{"comments only", "# nothing\n", 1, "empty"},
+		{"empty document", "---\n", 1, "empty"},
+		{"null document", "~\n", 1, "empty"},
 		{"malformed", "apiVersion: k4t.io/v1alpha1\nkind: Cluster\nspec:\n  hosts:\n  - name: a\n   address: b\n", 6, "malformed YAML"},
 		{"tab", "apiVersion: k4t.io/v1alpha1\nspec:\n\thosts: []\n", 3, "malformed YAML"},
 		{"two documents", haBase + "---\n" + haBase, 15, "more than one YAML document"},

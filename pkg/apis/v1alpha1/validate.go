@@ -52,8 +52,16 @@ var (
 	versionRE    = regexp.MustCompile(`^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$`)
 	labelNameRE  = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
 	interfaceRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,14}$`)
-	rolesAsWords = fmt.Sprint(Roles)
+	rolesAsWords = roleList()
 )
+
+func roleList() string {
+	words := make([]string, len(Roles))
+	for i, r := range Roles {
+		words[i] = string(r)
+	}
+	return strings.Join(words, ", ")
+}
 
 func isDNSLabel(s string) bool { return len(s) <= 63 && dnsLabelRE.MatchString(s) }
 
@@ -364,7 +372,7 @@ func (v *checker) topology() {
 	if n := len(members); n > 0 && n%2 == 0 {
 		last := members[n-1]
 		v.errf(hostPath(v.index(last))+".roles", "use an odd number (1, 3 or 5): an even number tolerates no more failures than one fewer",
-			"etcd would have %d members (%s, %s)", n, topo, hostNames(members))
+			"etcd would have %d members (%s: %s)", n, topo, hostNames(members))
 	}
 }
 

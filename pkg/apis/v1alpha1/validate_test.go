@@ -140,8 +140,8 @@ var ruleCases = []ruleCase{
 
 	// masters and etcd
 	{"no master", light(m1, "    - {name: m1, address: 10.0.0.21, roles: [worker]}\n", "  hosts:", "  hosts: #<-"), "spec.hosts", Error, "no host has role master"},
-	{"stacked even", ha(m3, "", m2, "    - {name: m2, address: 10.0.0.22, roles: [master]} #<-\n"), "spec.hosts[3].roles", Error, "etcd would have 2 members (stacked, m1, m2)"},
-	{"external even", ha(w1, w1+"    - {name: e1, address: 10.0.0.41, roles: [etcd]}\n    - {name: e2, address: 10.0.0.42, roles: [etcd]} #<-\n"), "spec.hosts[7].roles", Error, "etcd would have 2 members (external, e1, e2)"},
+	{"stacked even", ha(m3, "", m2, "    - {name: m2, address: 10.0.0.22, roles: [master]} #<-\n"), "spec.hosts[3].roles", Error, "etcd would have 2 members (stacked: m1, m2)"},
+	{"external even", ha(w1, w1+"    - {name: e1, address: 10.0.0.41, roles: [etcd]}\n    - {name: e2, address: 10.0.0.42, roles: [etcd]} #<-\n"), "spec.hosts[7].roles", Error, "etcd would have 2 members (external: e1, e2)"},
 	{"external without etcd hosts", haPlus("  etcd:\n    topology: external #<-\n"), "spec.etcd.topology", Error, "no host has role etcd"},
 	{"stacked with etcd hosts", appendTo(ha(w1, w1+"    - {name: e1, address: 10.0.0.41, roles: [etcd]}\n"), "  etcd:\n    topology: stacked #<-\n"), "spec.etcd.topology", Error, "e1 has role etcd"},
 	{"unknown topology", haPlus("  etcd:\n    topology: remote #<-\n"), "spec.etcd.topology", Error, `unknown etcd topology "remote"`},
