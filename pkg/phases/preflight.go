@@ -18,8 +18,11 @@ import (
 type Preflight struct {
 	mu       sync.Mutex
 	problems []error
-	clocks   map[string]time.Duration // host clock minus bastion clock
+	clocks   map[string]clock
 }
+
+// clock is a host's clock minus the bastion's, ± half the round trip.
+type clock struct{ offset, uncertainty time.Duration }
 
 func (*Preflight) CheckInPlan() {}
 func (*Preflight) Name() string { return "preflight" }
@@ -93,9 +96,9 @@ func (p *Preflight) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	offset := f.Time.Sub(start.Add(f.RTT / 2))
 	p.mu.Lock()
 	if p.clocks == nil {
-		p.clocks = map[string]time.Duration{}
+		p.clocks = map[string]clock{}
 	}
-	p.clocks[hc.Name()] = offset
+	p.clocks[hc.Name()] = clock{offset, f.RTT / 2}
 	p.mu.Unlock()
 	h, name := hc.Host, hc.Name()
 	if !p.skip(r, "os") {
@@ -155,15 +158,17 @@ func (p *Preflight) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 func (p *Preflight) Check(ctx context.Context, r *Run) error {
 	if !p.skip(r, "clock") && len(p.clocks) > 1 {
 		var lo, hi string
-		for h, off := range p.clocks {
-			if lo == "" || off < p.clocks[lo] {
+		for h, c := range p.clocks {
+			if lo == "" || c.offset < p.clocks[lo].offset {
 				lo = h
 			}
-			if hi == "" || off > p.clocks[hi] {
+			if hi == "" || c.offset > p.clocks[hi].offset {
 				hi = h
 			}
 		}
-		if skew := p.clocks[hi] - p.clocks[lo]; skew > 2*time.Second {
+		// Only what the round trips cannot explain counts as skew.
+		skew := p.clocks[hi].offset - p.clocks[lo].offset - p.clocks[hi].uncertainty - p.clocks[lo].uncertainty
+		if skew > 2*time.Second {
 			p.fail(hi, "clock", "synchronise clocks (chrony or systemd-timesyncd); etcd and certificates need it", "clock is %s ahead of %s", skew.Round(time.Millisecond), lo)
 		}
 	}

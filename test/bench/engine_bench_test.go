@@ -32,12 +32,12 @@ import (
 // wrapped is how the transport sends a command (see transport.remoteLine).
 var wrapped = regexp.MustCompile(`(?s)^timeout -k 2 \d+ sh -c '(.*)'$`)
 
-var statCmd = regexp.MustCompile(`^\[ -e '([^']+)' \] \|\| \{ echo absent; exit 0; \}; stat`)
+var statCmd = regexp.MustCompile(`^\[ -e '?([^' ]+)'? \] \|\| \{ echo absent; exit 0; \}; stat`)
 
 // fakeHost answers the commands preflight and os send, over the same
 // in-memory files its sftp server serves. Everything else succeeds.
-func fakeHost(h *sftp.Handlers, addr string) sshtest.ExecFunc {
-	facts := fmt.Sprintf("os=debian\nos_version=12\narch=x86_64\nhostname=%s\ninit=systemd\ncgroup=cgroup2fs\nmemtotal=4000000\nmemavailable=3000000\ndisk_free_kb=20000000\nswap=0\nports_hex=0016,\niface=eth0\nbr_netfilter=yes\noverlay=yes\npkg=apt-get\n", "x")
+func fakeHost(h *sftp.Handlers, name string) sshtest.ExecFunc {
+	facts := fmt.Sprintf("os=debian\nos_version=12\narch=x86_64\nhostname=%s\ninit=systemd\ncgroup=cgroup2fs\nmemtotal=4000000\nmemavailable=3000000\ndisk_free_kb=20000000\nswap=0\nports_hex=0016,\niface=eth0\nbr_netfilter=yes\noverlay=yes\npkg=apt-get\n", name)
 	return func(line string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cmd := line
 		if m := wrapped.FindStringSubmatch(line); m != nil {
@@ -49,7 +49,8 @@ func fakeHost(h *sftp.Handlers, addr string) sshtest.ExecFunc {
 		switch {
 		case strings.HasPrefix(cmd, "sh -s -- "):
 			io.Copy(io.Discard, stdin)
-			fmt.Fprintf(stdout, "%stime=%d.000000000\n", facts, time.Now().Unix())
+			now := time.Now()
+			fmt.Fprintf(stdout, "%stime=%d.%09d\n", facts, now.Unix(), now.Nanosecond())
 		case statCmd.MatchString(cmd):
 			p := statCmd.FindStringSubmatch(cmd)[1]
 			b, ok := readFile(h, p)
@@ -65,7 +66,9 @@ func fakeHost(h *sftp.Handlers, addr string) sshtest.ExecFunc {
 }
 
 func readFile(h *sftp.Handlers, p string) ([]byte, bool) {
-	r, err := h.FileGet.Fileread(sftp.NewRequest("Get", p))
+	req := sftp.NewRequest("Get", p)
+	req.Flags = 1 // SSH_FXF_READ
+	r, err := h.FileGet.Fileread(req)
 	if err != nil {
 		return nil, false
 	}
@@ -135,7 +138,7 @@ func BenchmarkEngine1000Hosts(b *testing.B) {
 	for i := 0; i < n; i++ {
 		h := sftp.InMemHandler()
 		name := fmt.Sprintf("w%04d", i)
-		srv := sshtest.Start(b, sshtest.Options{SFTPHandlers: &h, Exec: fakeHost(&h, "127.0.0.1"), NoForwarding: true})
+		srv := sshtest.Start(b, sshtest.Options{SFTPHandlers: &h, Exec: fakeHost(&h, name), NoForwarding: true})
 		servers = append(servers, srv)
 		c.Spec.Hosts = append(c.Spec.Hosts, v1alpha1.Host{Name: name, Address: "127.0.0.1", InternalAddress: "127.0.0.1",
 			Port: srv.Port(), User: "root", Roles: []v1alpha1.Role{v1alpha1.RoleWorker},
