@@ -159,7 +159,7 @@ func (t *Text) Emit(ev Event) {
 		}
 		fmt.Fprintf(t.W, "%s%s%s\n", t.prefix(ev.Host), lvl, ev.Message)
 	case Error:
-		fmt.Fprintf(t.W, "%sERROR: %s\n", t.prefix(ev.Host), ev.Error)
+		// The command prints the run's error once, at the end.
 	case RunEnd:
 		if ev.Error != "" {
 			fmt.Fprintf(t.W, "k4t: failed after %s: %d change(s) made\n", round(ev.Duration), ev.Changes)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"k4t.io/k4t/pkg/transport"
 )
@@ -83,8 +84,25 @@ func restartChange(hc *HostCtx, unit, verb string, noBlock bool) *Change {
 	return &Change{Host: hc.Name(), Kind: KindUnit, Desc: verb + " " + unit, Key: "restart:" + unit, Journaled: true,
 		Apply: func(ctx context.Context, h transport.Host) error {
 			_, err := h.Run(ctx, transport.Cmd{Command: cmd})
-			return err
+			if err != nil {
+				return unitError(ctx, h, unit, verb, err)
+			}
+			return nil
 		}}
+}
+
+// unitError adds the unit's last journal lines to a failed start, so the
+// error says why without a second trip to the host.
+func unitError(ctx context.Context, h transport.Host, unit, verb string, err error) error {
+	res, jerr := h.Run(context.WithoutCancel(ctx), transport.Cmd{Command: "journalctl -u " + unit + " -n 6 --no-pager -o cat", Timeout: 10 * time.Second})
+	if jerr != nil || len(res.Stdout) == 0 {
+		return err
+	}
+	return fmt.Errorf("%s failed to %s; its journal ends with:\n%s\n(more: journalctl -u %s on %s)", unit, verb, indent(string(res.Stdout)), unit, h.Name())
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
 }
 
 // RestartChange restarts unit; journaled so that a run killed between a

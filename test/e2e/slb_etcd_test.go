@@ -102,7 +102,7 @@ func (e *env) badInput(t *testing.T, phases string) {
 		want      []string
 	}{
 		{"unreachable host", unreachable, nil, []string{"worker9 / preflight: cannot connect to 10.77.0.99:22"}},
-		{"wrong password", wrongPW, nil, []string{"master1 / preflight", "authentication failed", "ssh.password"}},
+		{"wrong password", wrongPW, nil, []string{"master1 / preflight", `authentication as "root" failed`, "ssh.password"}},
 		{"changed host key", e.inv, func() {
 			// Record a wrong key for master2, as if it had been reinstalled
 			// or an attacker answered in its place.
