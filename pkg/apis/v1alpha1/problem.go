@@ -19,14 +19,14 @@ const (
 type Problem struct {
 	// Path is the field path, e.g. "spec.hosts[2].address"; empty for the
 	// document as a whole (e.g. malformed YAML).
-	Path string
+	Path string `json:"path,omitempty"`
 	// Line is the 1-based line in the source, 0 when unknown (a Cluster
 	// built in code).
-	Line     int
-	Severity Severity
-	Message  string
+	Line     int      `json:"line,omitempty"`
+	Severity Severity `json:"severity"`
+	Message  string   `json:"message"`
 	// Hint says how to fix it; may be empty.
-	Hint string
+	Hint string `json:"hint,omitempty"`
 }
 
 // String is "spec.hosts[2].address (line 14): duplicate address ... (hint: ...)".

@@ -143,6 +143,34 @@ type Kubernetes struct {
 	PodCIDR       string `json:"podCIDR,omitempty" yaml:"podCIDR,omitempty"`
 	ServiceCIDR   string `json:"serviceCIDR,omitempty" yaml:"serviceCIDR,omitempty"`
 	ClusterDomain string `json:"clusterDomain,omitempty" yaml:"clusterDomain,omitempty"`
+	// Kubelet tunes the kubelet on every node.
+	Kubelet Kubelet `json:"kubelet,omitempty" yaml:"kubelet,omitempty"`
+	// Containerd tunes the container runtime on every node.
+	Containerd Containerd `json:"containerd,omitempty" yaml:"containerd,omitempty"`
+}
+
+// Kubelet settings that k4t writes into the KubeletConfiguration. Leave
+// them unset on ordinary hosts; containers and small test machines need a
+// few (see examples/lab/hosts.yaml).
+type Kubelet struct {
+	// CgroupDriver is systemd (default) or cgroupfs; containerd follows it.
+	CgroupDriver string `json:"cgroupDriver,omitempty" yaml:"cgroupDriver,omitempty"`
+	// FailCgroupV1: kubelet >= 1.35 refuses cgroup v1 hosts unless false.
+	// Setting it false needs preflight.ignoreErrors: [SystemVerification].
+	FailCgroupV1 *bool `json:"failCgroupV1,omitempty" yaml:"failCgroupV1,omitempty"`
+	// EvictionHard thresholds, e.g. {"nodefs.available": "1%"}.
+	EvictionHard map[string]string `json:"evictionHard,omitempty" yaml:"evictionHard,omitempty"`
+	// Image garbage collection thresholds (percent of disk used).
+	ImageGCHighThresholdPercent int `json:"imageGCHighThresholdPercent,omitempty" yaml:"imageGCHighThresholdPercent,omitempty"`
+	ImageGCLowThresholdPercent  int `json:"imageGCLowThresholdPercent,omitempty" yaml:"imageGCLowThresholdPercent,omitempty"`
+}
+
+// Containerd settings.
+type Containerd struct {
+	// RestrictOOMScoreAdj keeps containers' oom_score_adj at or above
+	// containerd's own: needed where containerd lacks CAP_SYS_RESOURCE
+	// (inside systemd-nspawn, for example).
+	RestrictOOMScoreAdj bool `json:"restrictOOMScoreAdj,omitempty" yaml:"restrictOOMScoreAdj,omitempty"`
 }
 
 // EtcdTopology is where etcd runs.
