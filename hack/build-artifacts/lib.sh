@@ -112,7 +112,7 @@ write_manifest() {
 				log "warning: $name: $dir/$path is missing; left out of the manifest"
 				continue
 			fi
-			sum=$(sha256sum "$dir/$path" | cut -d' ' -f1)
+			sum=$(cached_sum "$dir" "$path")
 			echo "- name: $name"
 			echo "  version: $version"
 			echo "  kind: $kind"
@@ -124,6 +124,19 @@ write_manifest() {
 		done <"$dir/artifacts.list"
 	} >"$dir/manifest.yaml.new"
 	mv "$dir/manifest.yaml.new" "$dir/manifest.yaml"
+}
+
+# cached_sum DIR PATH: sha256 of DIR/PATH, remembered in DIR/.sums by size
+# and mtime so rewriting a manifest does not rehash hundreds of MB each time.
+cached_sum() {
+	local key sum
+	key="$2	$(stat -L -c '%s %.9Y %i' "$1/$2")"
+	sum=$(grep -F "$key	" "$1/.sums" 2>/dev/null | tail -n 1 | cut -f3)
+	if [[ -z $sum ]]; then
+		sum=$(sha256sum "$1/$2" | cut -d' ' -f1)
+		printf '%s\t%s\n' "$key" "$sum" >>"$1/.sums"
+	fi
+	echo "$sum"
 }
 
 # gomod DIR REQUIRE...: a throwaway module in DIR requiring module@version each.
