@@ -28,6 +28,7 @@ type runFlags struct {
 	only, skip []string
 	acceptNew  bool
 	diff       bool
+	merge      bool
 }
 
 func (f *runFlags) bind(cmd *cobra.Command) {
@@ -36,6 +37,7 @@ func (f *runFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&f.only, "only", nil, "run only these phases (comma-separated)")
 	cmd.Flags().StringSliceVar(&f.skip, "skip", nil, "skip these phases (comma-separated)")
 	cmd.Flags().BoolVar(&f.acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys (a changed key always fails)")
+	cmd.Flags().BoolVar(&f.merge, "merge-kubeconfig", false, "merge the admin kubeconfig into ~/.kube/config (or $KUBECONFIG)")
 }
 
 func init() {
@@ -247,6 +249,9 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *runFlags, dryRun bool) e
 		return err
 	}
 	defer r.Journal.Close()
+	if f.merge {
+		r.Options.MergeKubeconfig = userKubeconfig()
+	}
 	eng := &phases.Engine{Run: r, Phases: ps, Concurrency: g.Concurrency()}
 	ctx := cmd.Context()
 	if ctx == nil {
@@ -261,4 +266,12 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *runFlags, dryRun bool) e
 		return fmt.Errorf("%w\n(full log: %s)", err, s.logFile.Name())
 	}
 	return nil
+}
+
+func userKubeconfig() string {
+	if p := os.Getenv("KUBECONFIG"); p != "" {
+		return filepath.SplitList(p)[0]
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".kube", "config")
 }

@@ -44,6 +44,17 @@ func Inventory(hosts []Host, keyFile, vip string) (*v1alpha1.Cluster, error) {
 	}
 	c.Spec.ControlPlaneEndpoint = v1alpha1.Endpoint{Address: vip}
 	c.Spec.Preflight = v1alpha1.Preflight{IgnoreErrors: []string{"SystemVerification"}}
+	// What kubelet and containerd need inside an nspawn host on a cgroup v1
+	// machine whose disk may be well used (../shared/docs/lab.md).
+	no := false
+	c.Spec.Kubernetes.Kubelet = v1alpha1.Kubelet{
+		CgroupDriver:                "cgroupfs",
+		FailCgroupV1:                &no,
+		EvictionHard:                map[string]string{"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+		ImageGCHighThresholdPercent: 100,
+		ImageGCLowThresholdPercent:  99,
+	}
+	c.Spec.Kubernetes.Containerd = v1alpha1.Containerd{RestrictOOMScoreAdj: true}
 	return c, nil
 }
 
@@ -51,7 +62,8 @@ func Inventory(hosts []Host, keyFile, vip string) (*v1alpha1.Cluster, error) {
 const inventoryHeader = `# k4t inventory for the nspawn lab, written by ` + "`k4t lab up`" + `.
 # Hosts, addresses and roles follow the lab's host names; the key is the lab's
 # own (in the lab work dir). The VIP is held by the slb hosts once k4t has
-# configured keepalived. SystemVerification is ignored: lab hosts see cgroup v1.
+# configured keepalived. SystemVerification is ignored and kubelet's settings
+# relaxed because lab hosts are containers on a cgroup v1 machine.
 `
 
 // MarshalInventory renders c as the YAML a user would write.

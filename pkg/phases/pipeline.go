@@ -9,11 +9,17 @@ import (
 // Read top to bottom, it is what k4t does to a cluster.
 func Pipeline() []Phase {
 	return []Phase{
-		&Preflight{}, // reach every host, check all of them before changing any
-		&PKI{},       // CAs and certificates in the state dir (local)
-		&OS{},        // hostname, /etc/hosts, sysctls, swap off
-		&SLB{},       // HAProxy + keepalived on the slb hosts, as one transaction
-		&Etcd{},      // etcd members as systemd units, TLS, health-gated
+		&Preflight{},    // reach every host, check all of them before changing any
+		&PKI{},          // CAs and certificates in the state dir (local)
+		&OS{},           // hostname, /etc/hosts, sysctls, swap off
+		&SLB{},          // HAProxy + keepalived on the slb hosts, as one transaction
+		&Etcd{},         // etcd members as systemd units, TLS, health-gated
+		&Runtime{},      // containerd, runc, CNI plugins, images imported offline
+		&Kubelet{},      // kubeadm, kubelet, kubectl, the kubelet unit
+		&ControlPlane{}, // kubeadm init on the first master, joins one at a time
+		&Workers{},      // kubeadm join through the VIP
+		&Network{},      // bridge CNI + routes between nodes; waits for Ready
+		&Kubeconfig{},   // admin kubeconfig to the state dir (server = VIP)
 	}
 }
 

@@ -45,6 +45,9 @@ type Options struct {
 	Artifacts *artifacts.Store
 	// Now is the clock (tests set it).
 	Now func() time.Time
+	// MergeKubeconfig, when set, is a kubeconfig file the admin
+	// kubeconfig is merged into (--merge-kubeconfig).
+	MergeKubeconfig string
 }
 
 // Now is the run's clock.

@@ -158,15 +158,16 @@ var goldenCases = []struct {
 	{"bridge-mtu.conflist", func() ([]byte, error) {
 		return BridgeCNI(BridgeInput{PodCIDR: "10.244.3.0/24", Bridge: "k4t0", MTU: 1450})
 	}},
-	{"routes-master1.conf", func() ([]byte, error) {
-		return NetworkdRoutes([]Route{
+	{"pod-routes-master1", func() ([]byte, error) {
+		return PodRoutes([]Route{
 			{Destination: "10.244.4.0/24", Gateway: "10.77.0.17"},
 			{Destination: "10.244.1.0/24", Gateway: "10.77.0.13"},
 			{Destination: "10.244.2.0/24", Gateway: "10.77.0.14"},
 			{Destination: "10.244.3.0/24", Gateway: "10.77.0.16"},
 		})
 	}},
-	{"routes-none.conf", func() ([]byte, error) { return NetworkdRoutes(nil) }},
+	{"pod-routes-none", func() ([]byte, error) { return PodRoutes(nil) }},
+	{"k4t-pod-routes.service", PodRoutesService},
 	{"kubeadm-init-ha.yaml", func() ([]byte, error) { return KubeadmInit(haInit()) }},
 	{"kubeadm-init-light.yaml", func() ([]byte, error) {
 		return KubeadmInit(KubeadmInput{

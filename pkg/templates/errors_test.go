@@ -73,7 +73,7 @@ func TestInvalidInputs(t *testing.T) {
 			return BridgeCNI(BridgeInput{PodCIDR: "10.244.1.1/24", Bridge: "averyveryverylongbridge"})
 		}, []string{"host bits", "15 characters"}},
 		{"sysctl empty", func() ([]byte, error) { return SysctlConf(SysctlInput{}) }, []string{"empty"}},
-		{"routes bad", func() ([]byte, error) { return NetworkdRoutes([]Route{{Destination: "10.0.0.0", Gateway: "gw"}}) }, []string{"Destination", "Gateway"}},
+		{"routes bad", func() ([]byte, error) { return PodRoutes([]Route{{Destination: "10.0.0.0", Gateway: "gw"}}) }, []string{"Destination", "Gateway"}},
 		{"init ignore all", initWith(func(in *KubeadmInput) { in.Node.IgnorePreflightErrors = []string{"all"} }), []string{"\"all\" is refused"}},
 		{"init no etcd", initWith(func(in *KubeadmInput) { in.EtcdEndpoints = []string{"http://10.0.0.1:2379"} }), []string{"https://"}},
 		{"init bad basics", initWith(func(in *KubeadmInput) {

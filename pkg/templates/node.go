@@ -1,10 +1,8 @@
 package templates
 
 import (
-	"cmp"
 	"errors"
 	"net/netip"
-	"slices"
 )
 
 // SysctlPath is where SysctlConf's file goes. Apply it with
@@ -170,7 +168,7 @@ type BridgeInput struct {
 // (isGateway) with masquerade for traffic leaving the pod range (ipMasq),
 // hairpin for pods reaching themselves through a Service, host-local IPAM on
 // PodCIDR, and portmap for hostPort. Other nodes' pod ranges are reached
-// through NetworkdRoutes.
+// through PodRoutes.
 func BridgeCNI(in BridgeInput) ([]byte, error) {
 	p := problems{what: "bridge CNI conflist"}
 	p.prefix("PodCIDR", in.PodCIDR)
@@ -201,23 +199,3 @@ type Route struct {
 	Gateway     string // IP, e.g. that node's internal address
 }
 
-// NetworkdRoutes renders a systemd-networkd drop-in (put it in
-// /etc/systemd/network/<the host's .network file>.d/k4t-routes.conf) with one
-// [Route] per route, sorted by destination so the file is stable. It makes
-// `ip route replace DEST via GW` survive reboots. Zero routes give a file
-// with only the header (a single-node cluster needs none).
-func NetworkdRoutes(routes []Route) ([]byte, error) {
-	p := problems{what: "networkd routes"}
-	sorted := slices.Clone(routes)
-	for i, r := range sorted {
-		p.prefix("routes["+itoa(i)+"].Destination", r.Destination)
-		p.ip("routes["+itoa(i)+"].Gateway", r.Gateway)
-	}
-	if err := p.err(); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(sorted, func(a, b Route) int {
-		return cmp.Or(cmp.Compare(a.Destination, b.Destination), cmp.Compare(a.Gateway, b.Gateway))
-	})
-	return render("networkd-routes.conf.tmpl", sorted)
-}

@@ -22,7 +22,7 @@
 //	KubeletUnit       KubeletUnitPath                                   0644
 //	KubeletDropIn     KubeletDropInPath                                 0644
 //	BridgeCNI         BridgeCNIPath                                     0644
-//	NetworkdRoutes    /etc/systemd/network/<host's .network>.d/k4t-routes.conf 0644
+//	PodRoutes         /etc/k4t/pod-routes 0644; PodRoutesService /etc/systemd/system/k4t-pod-routes.service 0644
 //	KubeadmInit/Join  e.g. /etc/kubernetes/k4t/kubeadm-*.yaml           0600 (bootstrap token)
 //
 // Golden files: `go test ./pkg/templates -update` rewrites testdata/golden/*.

@@ -1,0 +1,295 @@
+package phases
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/certs"
+	"k4t.io/k4t/pkg/templates"
+	"k4t.io/k4t/pkg/transport"
+)
+
+// ControlPlane runs `kubeadm init` on the first master and `kubeadm join
+// --control-plane` on the others, one at a time, each gated on its
+// kube-apiserver being ready. The endpoint is the VIP; etcd is k4t's; the
+// CAs and the service-account key come from the state dir, so every master
+// gets the same ones from k4t and no certificate key is needed.
+type ControlPlane struct{}
+
+const (
+	kubeadmConfigPath = "/etc/kubernetes/k4t/kubeadm.yaml"
+	adminConf         = "/etc/kubernetes/admin.conf"
+	initDone          = "/etc/kubernetes/k4t/init.done"
+	joinDone          = "/etc/kubernetes/k4t/join.done"
+	kubeadmTimeout    = 10 * time.Minute
+)
+
+func (*ControlPlane) Name() string { return "control-plane" }
+func (*ControlPlane) Title() string {
+	return "Control plane: kubeadm init on the first master, joins through the VIP"
+}
+func (*ControlPlane) Hosts(r *Run) []*v1alpha1.Host { return r.Cluster.Masters() }
+
+// masterPKI lists what every master gets from the state dir.
+var masterPKI = []struct{ rel, remote string }{
+	{certs.KubernetesCA + ".crt", "/etc/kubernetes/pki/ca.crt"},
+	{certs.KubernetesCA + ".key", "/etc/kubernetes/pki/ca.key"},
+	{certs.FrontProxyCA + ".crt", "/etc/kubernetes/pki/front-proxy-ca.crt"},
+	{certs.FrontProxyCA + ".key", "/etc/kubernetes/pki/front-proxy-ca.key"},
+	{certs.SAKey, "/etc/kubernetes/pki/sa.key"},
+	{certs.SAPub, "/etc/kubernetes/pki/sa.pub"},
+	{certs.EtcdCA + ".crt", templates.KubeadmEtcdCAFile},
+	{certs.APIServerEtcd + ".crt", templates.KubeadmEtcdClientCert},
+	{certs.APIServerEtcd + ".key", templates.KubeadmEtcdClientKey},
+}
+
+func nodeRegistration(r *Run, h *v1alpha1.Host) templates.NodeRegistration {
+	return templates.NodeRegistration{
+		Name: h.Name, NodeIP: h.InternalAddress, ImagePullPolicy: "Never",
+		IgnorePreflightErrors: r.Cluster.Spec.Preflight.IgnoreErrors,
+		Schedulable:           len(r.Cluster.Workers()) == 0,
+	}
+}
+
+func (p *ControlPlane) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+	r := hc.Run
+	var out []*Change
+	for _, f := range masterPKI {
+		file, o, err := pkiFile(r, f.rel, f.remote)
+		if err != nil {
+			return nil, err
+		}
+		c, err := FileChange(ctx, hc, p.Name(), file, o)
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	first := hc.Name() == r.Cluster.FirstMaster().Name
+	var cfg []byte
+	var err error
+	if first {
+		cfg, err = initConfig(r, hc.Host)
+	} else {
+		cfg, err = joinConfig(r, hc.Host, true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := FileChange(ctx, hc, p.Name(), transport.File{Path: kubeadmConfigPath, Mode: 0o600, Content: cfg}, FileOpts{Secret: true})
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		out = append(out, c)
+	}
+	if first {
+		kc, err := kubeadmChange(ctx, hc, p.Name(), "kubeadm init", initDone, "kubeadm init --config "+kubeadmConfigPath)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, kc...)
+	} else {
+		kc, err := kubeadmChange(ctx, hc, p.Name(), "kubeadm join --control-plane", joinDone, "kubeadm join --config "+kubeadmConfigPath)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, kc...)
+	}
+	return out, nil
+}
+
+// kubeadmChange runs a kubeadm init/join unless its done-marker exists. A
+// node left half-way by an interrupted run is reset first.
+func kubeadmChange(ctx context.Context, hc *HostCtx, phase, desc, marker, cmd string) ([]*Change, error) {
+	fi, err := hc.Conn.Stat(ctx, marker)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Exists {
+		return nil, nil
+	}
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "ls /etc/kubernetes/kubelet.conf /etc/kubernetes/manifests/kube-apiserver.yaml 2>/dev/null; true"})
+	if err != nil {
+		return nil, err
+	}
+	full := cmd + " && touch " + marker
+	if strings.TrimSpace(string(res.Stdout)) != "" {
+		desc += " (after kubeadm reset: an earlier attempt did not finish)"
+		full = "kubeadm reset -f >/dev/null && " + full
+	}
+	return []*Change{{Host: hc.Name(), Phase: phase, Kind: KindCommand, Desc: desc, Key: "kubeadm:" + phase,
+		Apply: func(ctx context.Context, h transport.Host) error {
+			_, err := h.Run(ctx, transport.Cmd{Command: full, Timeout: kubeadmTimeout})
+			return err
+		}}}, nil
+}
+
+func initConfig(r *Run, h *v1alpha1.Host) ([]byte, error) {
+	c := r.Cluster
+	tok, err := bootstrapToken(r)
+	if err != nil {
+		return nil, err
+	}
+	var eps []string
+	for _, m := range c.EtcdMembers() {
+		eps = append(eps, "https://"+m.InternalAddress+":2379")
+	}
+	sans := []string{c.Spec.ControlPlaneEndpoint.Address}
+	for _, m := range c.Masters() {
+		sans = append(sans, m.InternalAddress, m.Name)
+		if m.Address != m.InternalAddress {
+			sans = append(sans, m.Address)
+		}
+	}
+	var dnsTag string
+	if a, err := r.Options.Artifacts.Manifest().Get("coredns-image"); err == nil {
+		dnsTag = a.Image[strings.LastIndex(a.Image, ":")+1:]
+	}
+	k := c.Spec.Kubernetes.Kubelet
+	driver := k.CgroupDriver
+	if driver == "" {
+		driver = "systemd"
+	}
+	return templates.KubeadmInit(templates.KubeadmInput{
+		Node: nodeRegistration(r, h), KubernetesVersion: c.Spec.Kubernetes.Version, ClusterName: c.Metadata.Name,
+		ControlPlaneEndpoint: c.APIServerEndpoint(),
+		PodSubnet:            c.Spec.Kubernetes.PodCIDR, ServiceSubnet: c.Spec.Kubernetes.ServiceCIDR, DNSDomain: c.Spec.Kubernetes.ClusterDomain,
+		EtcdEndpoints: eps, CertSANs: sans, DNSImageTag: dnsTag,
+		BootstrapToken: tok, BootstrapTokenTTL: 24 * time.Hour,
+		Kubelet: templates.KubeletSettings{CgroupDriver: driver, FailCgroupV1: k.FailCgroupV1, EvictionHard: k.EvictionHard,
+			ImageGCHighThresholdPercent: k.ImageGCHighThresholdPercent, ImageGCLowThresholdPercent: k.ImageGCLowThresholdPercent},
+	})
+}
+
+func joinConfig(r *Run, h *v1alpha1.Host, controlPlane bool) ([]byte, error) {
+	tok, err := bootstrapToken(r)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := caCertHash(r)
+	if err != nil {
+		return nil, err
+	}
+	return templates.KubeadmJoin(templates.JoinInput{
+		Node: nodeRegistration(r, h), APIServerEndpoint: r.Cluster.APIServerEndpoint(),
+		Token: tok, CACertHashes: []string{hash}, ControlPlane: controlPlane,
+	})
+}
+
+// bootstrapToken is the cluster's join token, kept in the state dir.
+func bootstrapToken(r *Run) (string, error) {
+	return r.State.Secret("bootstrap-token", func() (string, error) {
+		const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+		b := make([]byte, 22)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		for i := range b {
+			b[i] = chars[int(b[i])%len(chars)]
+		}
+		return string(b[:6]) + "." + string(b[6:]), nil
+	})
+}
+
+// caCertHash pins the cluster CA for joins: sha256 of its public key info.
+func caCertHash(r *Run) (string, error) {
+	b, err := os.ReadFile(filepath.Join(r.State.PKI(), certs.KubernetesCA+".crt"))
+	if err != nil {
+		return "", err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return "", fmt.Errorf("ca.crt: no PEM block")
+	}
+	crt, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(crt.RawSubjectPublicKeyInfo)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// Apply initialises the first master, then joins the others one at a time,
+// each gated on its own kube-apiserver being ready.
+func (p *ControlPlane) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
+	for i, pl := range plans {
+		if len(pl.Changes) == 0 {
+			continue
+		}
+		if i > 0 {
+			if err := ensureToken(ctx, r); err != nil {
+				return err
+			}
+		}
+		if err := ApplyChanges(ctx, r, pl); err != nil {
+			return err
+		}
+		if err := waitReady(ctx, pl.HostCtx, "https://127.0.0.1:6443", 3*time.Minute); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Check asks the API through the control plane endpoint (the VIP).
+func (p *ControlPlane) Check(ctx context.Context, r *Run) error {
+	first := r.Cluster.FirstMaster()
+	conn, err := r.Connect(ctx, first)
+	if err != nil {
+		return err
+	}
+	return waitReady(ctx, &HostCtx{Host: first, Conn: conn, Run: r}, "https://"+r.Cluster.APIServerEndpoint(), 2*time.Minute)
+}
+
+// waitReady polls kube-apiserver's /readyz at server from the host.
+func waitReady(ctx context.Context, hc *HostCtx, server string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	cmd := fmt.Sprintf("kubectl --kubeconfig %s --server %s get --raw /readyz", adminConf, server)
+	var last error
+	for {
+		_, err := hc.Conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second})
+		if err == nil {
+			return nil
+		}
+		last = err
+		if time.Now().After(deadline) {
+			return Errorf(hc.Name(), "control-plane", "check 'crictl ps -a' and 'journalctl -u kubelet' on "+hc.Name(),
+				"kube-apiserver at %s not ready after %s (last: %v)", server, timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// ensureToken (re)creates the bootstrap token on the first master when it
+// has expired, so joins long after init still work.
+func ensureToken(ctx context.Context, r *Run) error {
+	tok, err := bootstrapToken(r)
+	if err != nil {
+		return err
+	}
+	conn, err := r.Connect(ctx, r.Cluster.FirstMaster())
+	if err != nil {
+		return err
+	}
+	id := tok[:6]
+	cmd := fmt.Sprintf("kubeadm token list --kubeconfig %s -o jsonpath='{.token}{\"\\n\"}' | grep -q '^%s' || kubeadm token create --kubeconfig %s --ttl 2h \"$(cat)\"", adminConf, id, adminConf)
+	_, err = conn.Run(ctx, transport.Cmd{Command: cmd, Stdin: []byte(tok), Secret: true, Timeout: time.Minute})
+	return err
+}

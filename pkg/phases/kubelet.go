@@ -1,0 +1,71 @@
+package phases
+
+import (
+	"context"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/templates"
+	"k4t.io/k4t/pkg/transport"
+)
+
+// Kubelet installs kubeadm, kubelet and kubectl and the kubelet unit with
+// kubeadm's drop-in. kubeadm init/join starts kubelet; this phase only
+// enables it (and restarts it when a running kubelet's binary or unit
+// changed).
+type Kubelet struct{}
+
+func (*Kubelet) Name() string                  { return "kubelet" }
+func (*Kubelet) Title() string                 { return "Kubelet: kubeadm, kubelet, kubectl and the kubelet unit" }
+func (*Kubelet) Hosts(r *Run) []*v1alpha1.Host { return kubeNodes(r) }
+
+func (p *Kubelet) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+	var out []*Change
+	changed := false
+	add := func(f transport.File, o FileOpts) error {
+		ch, err := FileChange(ctx, hc, p.Name(), f, o)
+		if ch != nil {
+			out = append(out, ch)
+			changed = true
+		}
+		return err
+	}
+	for _, name := range []string{"kubeadm", "kubelet", "kubectl"} {
+		f, err := artifactFile(ctx, hc.Run, name)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(f, FileOpts{Binary: true}); err != nil {
+			return nil, err
+		}
+	}
+	unit, err := templates.KubeletUnit(templates.KubeletInput{})
+	if err != nil {
+		return nil, err
+	}
+	dropIn, err := templates.KubeletDropIn(templates.KubeletInput{})
+	if err != nil {
+		return nil, err
+	}
+	if err := add(transport.File{Path: templates.KubeletUnitPath, Mode: 0o644, Content: unit}, FileOpts{}); err != nil {
+		return nil, err
+	}
+	if err := add(transport.File{Path: templates.KubeletDropInPath, Mode: 0o644, Content: dropIn}, FileOpts{}); err != nil {
+		return nil, err
+	}
+	st, err := GetUnitState(ctx, hc.Conn, "kubelet")
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		out = append(out, CommandChange(hc, p.Name(), "systemctl daemon-reload", "systemctl daemon-reload"))
+	}
+	if !st.Enabled {
+		c := CommandChange(hc, p.Name(), "enable kubelet", "systemctl enable kubelet && mkdir -p /etc/kubernetes/manifests")
+		c.Kind, c.Key = KindUnit, "enable:kubelet"
+		out = append(out, c)
+	}
+	if st.Active && changed {
+		out = append(out, RestartChange(hc, "kubelet"))
+	}
+	return out, nil
+}

@@ -1,0 +1,184 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/templates"
+	"k4t.io/k4t/pkg/transport"
+)
+
+// Network gives pods a network across nodes with the plugins k4t ships:
+// per node a bridge CNI config on the node's podCIDR (allocated by
+// kube-controller-manager) and routes to every other node's podCIDR via
+// that node, kept by the k4t-pod-routes unit. Its check waits for every
+// node to be Ready and every kube-system pod to run.
+//
+// spec.network.plugin "manifest" instead applies a CNI manifest (calico,
+// flannel, cilium, …) with kubectl from the first master.
+type Network struct {
+	once  sync.Once
+	nodes map[string]nodeNet
+	err   error
+}
+
+type nodeNet struct{ podCIDR, ip string }
+
+func (*Network) Name() string                  { return "network" }
+func (*Network) Title() string                 { return "Network: pod networking across nodes" }
+func (*Network) Hosts(r *Run) []*v1alpha1.Host { return kubeNodes(r) }
+
+// nodeNets reads every node's podCIDR and internal IP from the API, once.
+func (p *Network) nodeNets(ctx context.Context, r *Run) (map[string]nodeNet, error) {
+	p.once.Do(func() {
+		out, err := kubectl(ctx, r, `get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}'`)
+		if err != nil {
+			p.err = fmt.Errorf("reading nodes' podCIDRs: %w", err)
+			return
+		}
+		p.nodes = map[string]nodeNet{}
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Fields(l)
+			if len(f) == 3 {
+				p.nodes[f[0]] = nodeNet{podCIDR: f[1], ip: f[2]}
+			}
+		}
+	})
+	return p.nodes, p.err
+}
+
+func (p *Network) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+	r := hc.Run
+	if r.Cluster.Spec.Network.Plugin == "manifest" {
+		return p.planManifest(ctx, hc)
+	}
+	nodes, err := p.nodeNets(ctx, r)
+	if err != nil {
+		if r.DryRun {
+			// Before the control plane exists there is nothing to read.
+			return []*Change{{Host: hc.Name(), Kind: KindFile, Desc: "bridge CNI config and pod routes (once the node has a podCIDR)"}}, nil
+		}
+		return nil, err
+	}
+	self, ok := nodes[hc.Name()]
+	if !ok || self.podCIDR == "" {
+		return nil, Errorf(hc.Name(), p.Name(), "check that kube-controller-manager runs with --allocate-node-cidrs (kubeadm sets it from spec.kubernetes.podCIDR)",
+			"node %s has no podCIDR yet", hc.Name())
+	}
+	var out []*Change
+	cni, err := templates.BridgeCNI(templates.BridgeInput{PodCIDR: self.podCIDR})
+	if err != nil {
+		return nil, err
+	}
+	if c, err := FileChange(ctx, hc, p.Name(), transport.File{Path: templates.BridgeCNIPath, Mode: 0o644, Content: cni}, FileOpts{}); err != nil {
+		return nil, err
+	} else if c != nil {
+		out = append(out, c)
+	}
+	var routes []templates.Route
+	for name, n := range nodes {
+		if name != hc.Name() && n.podCIDR != "" {
+			routes = append(routes, templates.Route{Destination: n.podCIDR, Gateway: n.ip})
+		}
+	}
+	rt, err := templates.PodRoutes(routes)
+	if err != nil {
+		return nil, err
+	}
+	unit, err := templates.PodRoutesService()
+	if err != nil {
+		return nil, err
+	}
+	rc, err := FileChange(ctx, hc, p.Name(), transport.File{Path: templates.PodRoutesPath, Mode: 0o644, Content: rt}, FileOpts{})
+	if err != nil {
+		return nil, err
+	}
+	uc, err := FileChange(ctx, hc, p.Name(), transport.File{Path: templates.PodRoutesUnit, Mode: 0o644, Content: unit}, FileOpts{})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range []*Change{rc, uc} {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	units, err := UnitChanges(ctx, hc, Unit{Name: "k4t-pod-routes", UnitFileChanged: uc != nil, ConfigChanged: rc != nil})
+	if err != nil {
+		return nil, err
+	}
+	return append(out, units...), nil
+}
+
+// planManifest applies a CNI manifest once, from the first master.
+func (p *Network) planManifest(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+	r := hc.Run
+	if hc.Name() != r.Cluster.FirstMaster().Name {
+		return nil, nil
+	}
+	m, err := readLocal(r.Cluster.Spec.Network.Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("spec.network.manifest: %w", err)
+	}
+	const remote = "/etc/kubernetes/k4t/cni.yaml"
+	c, err := FileChange(ctx, hc, p.Name(), transport.File{Path: remote, Mode: 0o644, Content: m}, FileOpts{})
+	if err != nil || c == nil {
+		return nil, err
+	}
+	return []*Change{c, CommandChange(hc, p.Name(), "kubectl apply -f "+remote, "kubectl --kubeconfig "+adminConf+" apply -f "+remote)}, nil
+}
+
+// Check waits until every node is Ready and every kube-system pod runs.
+func (p *Network) Check(ctx context.Context, r *Run) error {
+	want := len(kubeNodes(r))
+	deadline := time.Now().Add(5 * time.Minute)
+	var last string
+	for {
+		nodes, err1 := kubectl(ctx, r, `get nodes --no-headers`)
+		pods, err2 := kubectl(ctx, r, `get pods -n kube-system --no-headers`)
+		ready := err1 == nil && err2 == nil && countReady(nodes) == want && allRunning(pods)
+		if ready {
+			r.Events.Infof(p.Name(), "", "%d node(s) Ready, every kube-system pod Running", want)
+			return nil
+		}
+		last = strings.TrimSpace(nodes + "\n" + pods)
+		if time.Now().After(deadline) {
+			return Errorf("", p.Name(), "check 'kubectl get pods -A' and 'journalctl -u kubelet' on the nodes",
+				"the cluster did not become Ready in 5m; last seen:\n%s", last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(3 * time.Second):
+		}
+	}
+}
+
+func countReady(nodes string) int {
+	n := 0
+	for _, l := range strings.Split(nodes, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[1] == "Ready" {
+			n++
+		}
+	}
+	return n
+}
+
+func allRunning(pods string) bool {
+	lines := 0
+	for _, l := range strings.Split(strings.TrimSpace(pods), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 {
+			continue
+		}
+		lines++
+		ready := strings.Split(f[1], "/")
+		if f[2] != "Running" || len(ready) != 2 || ready[0] != ready[1] {
+			return false
+		}
+	}
+	return lines > 0
+}

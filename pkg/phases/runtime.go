@@ -1,0 +1,198 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/artifacts"
+	"k4t.io/k4t/pkg/templates"
+	"k4t.io/k4t/pkg/transport"
+)
+
+// Runtime installs containerd (with runc, the CNI plugins and crictl) on
+// every Kubernetes node and imports the images the node needs into
+// containerd's k8s.io namespace, offline.
+type Runtime struct{}
+
+const (
+	containerdUnitPath = "/etc/systemd/system/containerd.service"
+	imageDir           = "/var/lib/k4t/images"
+	archiveDir         = "/var/lib/k4t/archives"
+	runcPath           = "/usr/local/sbin/runc"
+)
+
+func (*Runtime) Name() string  { return "runtime" }
+func (*Runtime) Title() string { return "Runtime: containerd, runc, CNI plugins, images (offline)" }
+
+// kubeNodes are the hosts that run kubelet.
+func kubeNodes(r *Run) []*v1alpha1.Host {
+	var out []*v1alpha1.Host
+	for _, h := range allHosts(r) {
+		if h.HasRole(v1alpha1.RoleMaster) || h.HasRole(v1alpha1.RoleWorker) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (*Runtime) Hosts(r *Run) []*v1alpha1.Host { return kubeNodes(r) }
+
+// imagesFor lists the image artifacts a node needs.
+func imagesFor(h *v1alpha1.Host) []string {
+	imgs := []string{"pause-image", "kube-proxy-image", "coredns-image"}
+	if h.HasRole(v1alpha1.RoleMaster) {
+		imgs = append(imgs, "kube-apiserver-image", "kube-controller-manager-image", "kube-scheduler-image")
+	}
+	return imgs
+}
+
+func systemdCgroup(c *v1alpha1.Cluster) bool {
+	return c.Spec.Kubernetes.Kubelet.CgroupDriver != "cgroupfs"
+}
+
+func (p *Runtime) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+	r := hc.Run
+	c := r.Cluster
+	var out []*Change
+	add := func(f transport.File, o FileOpts) (bool, error) {
+		ch, err := FileChange(ctx, hc, p.Name(), f, o)
+		if ch != nil {
+			out = append(out, ch)
+		}
+		return ch != nil, err
+	}
+	binChanged := false
+	for _, name := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "crictl"} {
+		f, err := artifactFile(ctx, r, name)
+		if err != nil {
+			return nil, err
+		}
+		ch, err := add(f, FileOpts{Binary: true})
+		if err != nil {
+			return nil, err
+		}
+		binChanged = binChanged || ch
+	}
+	cni, err := archiveChanges(ctx, hc, p.Name(), "cni-plugins")
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, cni...)
+	pause, err := r.Options.Artifacts.Manifest().Get("pause-image")
+	if err != nil {
+		return nil, err
+	}
+	conf, err := templates.ContainerdConfig(templates.ContainerdInput{
+		SandboxImage: pause.Image, RuncPath: runcPath, SystemdCgroup: systemdCgroup(c),
+		RestrictOOMScoreAdj: c.Spec.Kubernetes.Containerd.RestrictOOMScoreAdj,
+	})
+	if err != nil {
+		return nil, err
+	}
+	confChanged, err := add(transport.File{Path: templates.ContainerdConfigPath, Mode: 0o644, Content: conf}, FileOpts{})
+	if err != nil {
+		return nil, err
+	}
+	unit, err := templates.ContainerdUnit(templates.ContainerdUnitInput{})
+	if err != nil {
+		return nil, err
+	}
+	unitChanged, err := add(transport.File{Path: containerdUnitPath, Mode: 0o644, Content: unit}, FileOpts{})
+	if err != nil {
+		return nil, err
+	}
+	units, err := UnitChanges(ctx, hc, Unit{Name: "containerd", UnitFileChanged: unitChanged, ConfigChanged: confChanged || binChanged})
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, units...)
+	imgs, err := p.imageChanges(ctx, hc)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, imgs...), nil
+}
+
+// imageChanges uploads each image tarball the node lacks in containerd and
+// imports it. Tarballs stay on the node so a re-import needs no upload.
+func (p *Runtime) imageChanges(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+	r := hc.Run
+	present := map[string]bool{}
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "command -v ctr >/dev/null && ctr -n k8s.io images ls -q 2>/dev/null; true", Timeout: time.Minute})
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range strings.Fields(string(res.Stdout)) {
+		present[l] = true
+	}
+	var out []*Change
+	for _, name := range imagesFor(hc.Host) {
+		a, err := r.Options.Artifacts.Manifest().Get(name)
+		if err != nil {
+			return nil, err
+		}
+		if present[a.Image] {
+			continue
+		}
+		local, sum, err := r.Options.Artifacts.Resolve(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		remote := path.Join(imageDir, name+".tar")
+		f := transport.File{Path: remote, Mode: 0o644, Source: local, SHA256: sum}
+		ch, err := FileChange(ctx, hc, p.Name(), f, FileOpts{Binary: true})
+		if err != nil {
+			return nil, err
+		}
+		if ch != nil {
+			out = append(out, ch)
+		}
+		imp := CommandChange(hc, p.Name(), "import image "+a.Image,
+			fmt.Sprintf("ctr -n k8s.io images import %s", shellQuote(remote)))
+		imp.Key = "import:" + a.Image
+		out = append(out, imp)
+	}
+	return out, nil
+}
+
+// archiveChanges puts an archive artifact on the node and unpacks it into
+// its install dir; a marker named after its sha256 says it was unpacked.
+func archiveChanges(ctx context.Context, hc *HostCtx, phase, name string) ([]*Change, error) {
+	r := hc.Run
+	a, err := r.Options.Artifacts.Manifest().Get(name)
+	if err != nil {
+		return nil, err
+	}
+	local, sum, err := r.Options.Artifacts.Resolve(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if a.Kind != artifacts.KindArchive || a.Install == "" {
+		return nil, fmt.Errorf("artifact %s: want an archive with an install dir", name)
+	}
+	remote := path.Join(archiveDir, path.Base(a.Path))
+	marker := path.Join(a.Install, ".k4t-"+name+"-"+sum[:12])
+	var out []*Change
+	ch, err := FileChange(ctx, hc, phase, transport.File{Path: remote, Mode: 0o644, Source: local, SHA256: sum}, FileOpts{Binary: true})
+	if err != nil {
+		return nil, err
+	}
+	fi, err := hc.Conn.Stat(ctx, marker)
+	if err != nil {
+		return nil, err
+	}
+	if ch != nil {
+		out = append(out, ch)
+	}
+	if ch != nil || !fi.Exists {
+		x := CommandChange(hc, phase, fmt.Sprintf("unpack %s %s into %s", name, a.Version, a.Install),
+			fmt.Sprintf("mkdir -p %[1]s && tar -xzf %[2]s -C %[1]s && touch %[3]s", shellQuote(a.Install), shellQuote(remote), shellQuote(marker)))
+		x.Key = "unpack:" + name
+		out = append(out, x)
+	}
+	return out, nil
+}

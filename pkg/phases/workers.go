@@ -1,0 +1,62 @@
+package phases
+
+import (
+	"context"
+	"time"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/transport"
+)
+
+// Workers joins every worker through the control plane endpoint (the VIP),
+// all in parallel.
+type Workers struct{}
+
+func (*Workers) Name() string                  { return "workers" }
+func (*Workers) Title() string                 { return "Workers: kubeadm join through the VIP" }
+func (*Workers) ShouldRun(r *Run) bool         { return len(r.Cluster.Workers()) > 0 }
+func (*Workers) Hosts(r *Run) []*v1alpha1.Host { return r.Cluster.Workers() }
+
+func (p *Workers) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+	cfg, err := joinConfig(hc.Run, hc.Host, false)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Change
+	c, err := FileChange(ctx, hc, p.Name(), transport.File{Path: kubeadmConfigPath, Mode: 0o600, Content: cfg}, FileOpts{Secret: true})
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		out = append(out, c)
+	}
+	kc, err := kubeadmChange(ctx, hc, p.Name(), "kubeadm join", joinDone, "kubeadm join --config "+kubeadmConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, kc...), nil
+}
+
+// Apply makes sure the join token is valid, then joins in parallel.
+func (p *Workers) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
+	if err := ensureToken(ctx, r); err != nil {
+		return err
+	}
+	e := &Engine{Run: r, Concurrency: 20}
+	return e.forEach(ctx, plans, func(ctx context.Context, pl *HostPlan) error {
+		if len(pl.Changes) == 0 {
+			return nil
+		}
+		return ApplyChanges(ctx, r, pl)
+	})
+}
+
+// kubectl runs kubectl with the admin kubeconfig on the first master.
+func kubectl(ctx context.Context, r *Run, args string) (string, error) {
+	conn, err := r.Connect(ctx, r.Cluster.FirstMaster())
+	if err != nil {
+		return "", err
+	}
+	res, err := conn.Run(ctx, transport.Cmd{Command: "kubectl --kubeconfig " + adminConf + " " + args, Timeout: time.Minute})
+	return string(res.Stdout), err
+}
