@@ -99,10 +99,17 @@ func execute() int {
 	defer stop()
 	root := newRootCmd()
 	err := root.ExecuteContext(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+	}
+	return exitCode(ctx, err)
+}
+
+// exitCode maps an error to the documented exit codes.
+func exitCode(ctx context.Context, err error) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "Error:", err)
 	var ue usageError
 	switch {
 	case errors.As(err, &ue) || isCobraUsage(err):
