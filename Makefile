@@ -32,7 +32,7 @@ unit: lab-artifacts
 	$(GO) test -count=1 ./cmd/... ./pkg/...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./pkg/apis/v1alpha1
+	$(GO) test -run '^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./pkg/apis/v1alpha1
 
 # End-to-end tests on real hosts (systemd-nspawn lab): root required.
 e2e: build lab-artifacts

@@ -495,6 +495,20 @@ func (v *checker) cidr(p, s string) (netip.Prefix, bool) {
 }
 
 func (v *checker) kubernetes() {
+	kl := v.c.Spec.Kubernetes.Kubelet
+	switch kl.CgroupDriver {
+	case "", "systemd", "cgroupfs":
+	default:
+		v.errf("spec.kubernetes.kubelet.cgroupDriver", "use systemd (the default) or cgroupfs", "unknown cgroup driver %q", kl.CgroupDriver)
+	}
+	if kl.ImageGCHighThresholdPercent != 0 || kl.ImageGCLowThresholdPercent != 0 {
+		if kl.ImageGCHighThresholdPercent < 0 || kl.ImageGCHighThresholdPercent > 100 || kl.ImageGCLowThresholdPercent < 0 || kl.ImageGCLowThresholdPercent >= kl.ImageGCHighThresholdPercent {
+			v.errf("spec.kubernetes.kubelet.imageGCHighThresholdPercent", "set 0 <= low < high <= 100, e.g. 85 and 80", "image GC thresholds high %d / low %d are not valid", kl.ImageGCHighThresholdPercent, kl.ImageGCLowThresholdPercent)
+		}
+	}
+	if kl.FailCgroupV1 != nil && !*kl.FailCgroupV1 && !slicesContainsFold(v.c.Spec.Preflight.IgnoreErrors, "SystemVerification") {
+		v.warnf("spec.kubernetes.kubelet.failCgroupV1", "add SystemVerification to spec.preflight.ignoreErrors, or kubeadm's preflight will stop on a cgroup v1 host", "failCgroupV1 is false but kubeadm's SystemVerification check is not ignored")
+	}
 	k := v.c.Spec.Kubernetes
 	const p = "spec.kubernetes"
 	if !versionRE.MatchString(k.Version) {
@@ -611,4 +625,13 @@ func (v *checker) preflight() {
 			v.errf(p, "write one check per list item", "%q names several checks", name)
 		}
 	}
+}
+
+func slicesContainsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
 }

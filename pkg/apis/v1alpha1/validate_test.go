@@ -289,3 +289,20 @@ func TestRulesAccept(t *testing.T) {
 		})
 	}
 }
+
+func TestKubeletSettings(t *testing.T) {
+	base := string(SampleInventory)
+	for _, tc := range []struct{ add, want string }{
+		{"    kubelet:\n      cgroupDriver: sytemd\n", "spec.kubernetes.kubelet.cgroupDriver"},
+		{"    kubelet:\n      imageGCHighThresholdPercent: 80\n      imageGCLowThresholdPercent: 90\n", "spec.kubernetes.kubelet.imageGCHighThresholdPercent"},
+	} {
+		in := strings.Replace(base, "  kubernetes:\n", "  kubernetes:\n"+tc.add, 1)
+		if in == base {
+			t.Fatal("sample has no spec.kubernetes block to extend")
+		}
+		_, _, err := Parse([]byte(in), "t.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("want an error at %s, got %v", tc.want, err)
+		}
+	}
+}
