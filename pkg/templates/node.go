@@ -198,4 +198,3 @@ type Route struct {
 	Destination string // CIDR, e.g. another node's podCIDR
 	Gateway     string // IP, e.g. that node's internal address
 }
-
