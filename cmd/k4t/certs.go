@@ -1,66 +1,147 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/certs"
+	"k4t.io/k4t/pkg/phases"
 	"k4t.io/k4t/pkg/state"
 )
 
+// durationFlag is a pflag.Value reading k4t's durations ("30d", "2h").
+type durationFlag struct{ d *time.Duration }
+
+func (f durationFlag) String() string {
+	if f.d == nil || *f.d == 0 {
+		return ""
+	}
+	return v1alpha1.Duration{Duration: *f.d}.String()
+}
+func (f durationFlag) Set(s string) error {
+	d, err := v1alpha1.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*f.d = d.Duration
+	return nil
+}
+func (durationFlag) Type() string { return "duration" }
+
+// certsSession opens the session of a certs command and a Run for it (no artifacts: the
+// certificate commands install nothing).
+func certsSession(cmd *cobra.Command, g *globalFlags, file string, acceptNew bool) (*session, *phases.Run, error) {
+	s, err := openSession(cmd, g, file, acceptNew, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &phases.Run{Cluster: s.cluster, State: s.state, Connect: s.conn.Connect, Events: s.events, Log: s.log,
+		Options: phases.Options{Now: time.Now}}
+	j, err := state.OpenJournal(s.state.Journal(), s.runID)
+	if err != nil {
+		s.close()
+		return nil, nil, err
+	}
+	r.Journal = j
+	return s, r, nil
+}
+
+func cmdContext(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
 func init() {
 	register(func(g *globalFlags) *cobra.Command {
-		c := &cobra.Command{Use: "certs", Short: "Inspect and renew the cluster's certificates"}
-		var file string
-		check := &cobra.Command{
-			Use:   "check-expiration -f hosts.yaml",
-			Short: "List every certificate with its CA, NotAfter and time left",
-			Long:  "Reads the certificates in the cluster's state dir (pki/). Missing or unreadable files are reported as errors, not skipped.",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				cl, err := loadInventory(file, cmd.ErrOrStderr())
-				if err != nil {
-					return err
-				}
-				st, err := state.Open(g.StateRoot(), cl.Metadata.Name)
-				if err != nil {
-					return err
-				}
-				rows, err := certs.CheckDir(st.PKI(), time.Now())
-				if err != nil {
-					return err
-				}
-				for i := range rows {
-					if rows[i].Host == "" {
-						rows[i].Host = "bastion"
-					}
-				}
-				if err := printExpiry(cmd, g.Output(), rows); err != nil {
-					return err
-				}
-				for _, r := range rows {
-					if r.Err != "" {
-						return fmt.Errorf("%s: %s: %s", r.Host, r.Name, r.Err)
-					}
-				}
-				return nil
-			},
-		}
-		check.Flags().StringVarP(&file, "file", "f", "", "inventory (hosts.yaml)")
-		_ = check.MarkFlagRequired("file")
-		c.AddCommand(check)
+		c := &cobra.Command{Use: "certs", Short: "Check, renew and schedule the renewal of the cluster's certificates"}
+		c.AddCommand(checkCmd(g), renewCmd(g), renewCACmd(g), scheduleCmd(g))
 		return c
 	})
 }
 
-func printExpiry(cmd *cobra.Command, output string, rows []certs.Expiry) error {
+func checkCmd(g *globalFlags) *cobra.Command {
+	var file string
+	var acceptNew bool
+	caWarn := 365 * 24 * time.Hour
+	check := &cobra.Command{
+		Use:   "check-expiration -f hosts.yaml",
+		Short: "List every certificate on every host and on the bastion, with its CA, NotAfter and time left",
+		Long: `Reads, over SSH, every certificate k4t expects on each host: the CAs, kubeadm's
+certificates and the client certificates embedded in admin.conf, super-admin.conf,
+controller-manager.conf, scheduler.conf and kubelet.conf on masters, k4t's etcd
+certificates on etcd members, kubelet's serving and client certificates on every node;
+and on the bastion the state dir's pki/ and admin.conf. Private keys never leave a host.
+Missing or unreadable files are rows with an error, never skipped. Exits 1 when any row
+has an error or is expired; a CA within --ca-warn of its end is a warning.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, r, err := certsSession(cmd, g, file, acceptNew)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			defer r.Journal.Close()
+			rows := phases.CheckAllCerts(cmdContext(cmd), r)
+			return reportExpiry(cmd, g.Output(), rows, caWarn)
+		},
+	}
+	check.Flags().StringVarP(&file, "file", "f", "", "inventory (hosts.yaml)")
+	_ = check.MarkFlagRequired("file")
+	check.Flags().BoolVar(&acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys")
+	check.Flags().Var(durationFlag{&caWarn}, "ca-warn", "warn when a CA expires within this (e.g. 365d)")
+	return check
+}
+
+// reportExpiry prints rows and turns problems into the exit status.
+func reportExpiry(cmd *cobra.Command, output string, rows []certs.Expiry, caWarn time.Duration) error {
+	warn := map[int]string{}
+	for i, r := range rows {
+		if r.IsCA && r.Err == "" && r.Left > 0 && r.Left < caWarn {
+			warn[i] = fmt.Sprintf("CA expires in %s — extend it with `k4t certs renew-ca`", humanDuration(r.Left))
+		}
+	}
+	if err := printExpiry(cmd, output, rows, warn); err != nil {
+		return err
+	}
+	if output != "json" {
+		for i := range rows {
+			if w := warn[i]; w != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: %s: %s: %s\n", rows[i].Host, rows[i].Name, w)
+			}
+		}
+	}
+	var bad []string
+	for _, r := range rows {
+		if p := phases.ExpiryProblem(r); p != "" {
+			bad = append(bad, fmt.Sprintf("%s: %s: %s", r.Host, r.Name, p))
+		}
+	}
+	if len(bad) > 0 {
+		more := ""
+		if len(bad) > 1 {
+			more = fmt.Sprintf(" (and %d more)", len(bad)-1)
+		}
+		return fmt.Errorf("%s%s — renew with `k4t certs renew --all`, or run `k4t apply` to restore missing files", bad[0], more)
+	}
+	return nil
+}
+
+func printExpiry(cmd *cobra.Command, output string, rows []certs.Expiry, warn map[int]string) error {
 	if output == "json" {
 		enc := json.NewEncoder(cmd.OutOrStdout())
-		for _, r := range rows {
+		for i, r := range rows {
 			if err := enc.Encode(struct {
 				Host     string    `json:"host"`
 				Name     string    `json:"certificate"`
@@ -69,7 +150,8 @@ func printExpiry(cmd *cobra.Command, output string, rows []certs.Expiry) error {
 				NotAfter time.Time `json:"notAfter"`
 				LeftS    float64   `json:"left_s"`
 				Err      string    `json:"error,omitempty"`
-			}{r.Host, r.Name, r.CA, r.IsCA, r.NotAfter, r.Left.Seconds(), r.Err}); err != nil {
+				Warning  string    `json:"warning,omitempty"`
+			}{r.Host, r.Name, r.CA, r.IsCA, r.NotAfter, r.Left.Seconds(), r.Err, warn[i]}); err != nil {
 				return err
 			}
 		}
@@ -100,4 +182,229 @@ func humanDuration(d time.Duration) string {
 	default:
 		return d.Round(time.Minute).String()
 	}
+}
+
+func renewCmd(g *globalFlags) *cobra.Command {
+	var file string
+	var all, acceptNew bool
+	var within, validity time.Duration
+	c := &cobra.Command{
+		Use:   "renew [--all | NAME…] -f hosts.yaml",
+		Short: "Renew certificates one master at a time, without downtime behind the VIP",
+		Long: `Renews, one master at a time: the master leaves HAProxy on every slb host (runtime
+socket), kubeadm renews its certificates, k4t's etcd certificates are renewed in the state
+dir (keys kept) and pushed, exactly the static pods and units that use a renewed
+certificate restart, kubelet's certificates are renewed; then k4t waits for that master's
+/readyz and for etcd health and puts it back. Workers' kubelet certificates follow. Then
+the bastion's kubeconfig is refreshed. The first failure stops the roll.
+
+NAMEs: ` + strings.Join(phases.AllCertNames(), ", ") + `.
+--if-expiring-within D checks first and renews everything only when a certificate
+expires within D (what the scheduled job runs).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case all && len(args) > 0:
+				return usagef("pass either --all or certificate names, not both")
+			case !all && len(args) == 0 && within == 0:
+				return usagef("name the certificates to renew (%s) or pass --all", strings.Join(phases.AllCertNames(), ", "))
+			}
+			if _, err := phases.ParseCertNames(args); err != nil {
+				return usageError{err}
+			}
+			s, r, err := certsSession(cmd, g, file, acceptNew)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			defer r.Journal.Close()
+			start := time.Now()
+			res, err := phases.RenewCerts(cmdContext(cmd), r, phases.RenewOptions{Names: args, IfExpiringWithin: within, Validity: validity})
+			if err != nil {
+				done := ""
+				if res != nil && len(res.Renewed) > 0 {
+					done = fmt.Sprintf(" (renewed before the failure: %s; the other hosts are untouched)", strings.Join(res.Renewed, ", "))
+				}
+				return fmt.Errorf("%w%s\n(full log: %s)", err, done, s.logFile.Name())
+			}
+			if !res.Skipped {
+				s.events.Infof("certs", "", "renewed certificates on %d host(s) in %s: %s", len(res.Renewed), time.Since(start).Round(time.Second), strings.Join(res.Renewed, ", "))
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&file, "file", "f", "", "inventory (hosts.yaml)")
+	_ = c.MarkFlagRequired("file")
+	c.Flags().BoolVar(&all, "all", false, "renew every certificate")
+	c.Flags().BoolVar(&acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys")
+	c.Flags().Var(durationFlag{&within}, "if-expiring-within", "check first; renew (everything named, default all) only if a certificate expires within this (e.g. 30d)")
+	c.Flags().Var(durationFlag{&validity}, "validity", "validity of the certificates k4t signs (etcd, kubelet client); default spec.certificates.validity")
+	return c
+}
+
+func renewCACmd(g *globalFlags) *cobra.Command {
+	var file string
+	var acceptNew, noRoll bool
+	validity := 87600 * time.Hour
+	c := &cobra.Command{
+		Use:   "renew-ca [NAME…] -f hosts.yaml",
+		Short: "Extend CAs' validity keeping their keys, push them, and restart their users one master at a time",
+		Long: `Re-signs each CA (` + strings.Join(phases.CANames(), ", ") + `; default all) with its own key and
+subject, so every certificate it signed stays valid and none needs re-issuing; writes the
+new CA certificates to every host that holds them (and the cluster CA into kubelet.conf),
+then runs the renewal roll so every component reloads them, one master at a time.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, r, err := certsSession(cmd, g, file, acceptNew)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			defer r.Journal.Close()
+			ctx := cmdContext(cmd)
+			if err := phases.RenewCAs(ctx, r, args, validity); err != nil {
+				return fmt.Errorf("%w\n(full log: %s)", err, s.logFile.Name())
+			}
+			if noRoll {
+				s.events.Warnf("certs", "", "CA certificates pushed; components load them at their next restart (`k4t certs renew --all`)")
+				return nil
+			}
+			if _, err := phases.RenewCerts(ctx, r, phases.RenewOptions{}); err != nil {
+				return fmt.Errorf("%w\n(full log: %s)", err, s.logFile.Name())
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&file, "file", "f", "", "inventory (hosts.yaml)")
+	_ = c.MarkFlagRequired("file")
+	c.Flags().BoolVar(&acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys")
+	c.Flags().Var(durationFlag{&validity}, "validity", "new validity of each CA from now")
+	c.Flags().BoolVar(&noRoll, "no-restart", false, "only renew and push the CA certificates; restart nothing")
+	return c
+}
+
+func scheduleCmd(g *globalFlags) *cobra.Command {
+	var file string
+	var remove, status bool
+	every := 24 * time.Hour
+	before := 30 * 24 * time.Hour
+	c := &cobra.Command{
+		Use:   "schedule -f hosts.yaml [--every 24h --renew-before 30d | --remove | --status]",
+		Short: "Run check → renew-if-needed from the bastion on a schedule (systemd timer, or cron)",
+		Long: `Installs on this machine (the bastion) a job that runs
+'k4t certs renew --if-expiring-within RENEW-BEFORE' every EVERY and soon after each boot:
+a systemd timer when systemd is PID 1, otherwise an /etc/cron.d entry. The job logs to
+the state dir (logs/certs-renew.log) and writes its last result there.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if remove && status {
+				return usagef("pass --remove or --status, not both")
+			}
+			cl, err := loadInventory(file, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			st, err := state.Open(g.StateRoot(), cl.Metadata.Name)
+			if err != nil {
+				return err
+			}
+			sch := &phases.Scheduler{}
+			ctx := cmdContext(cmd)
+			out := cmd.OutOrStdout()
+			switch {
+			case remove:
+				removed, err := sch.Remove(ctx, st, cl.Metadata.Name)
+				if err != nil {
+					return err
+				}
+				if len(removed) == 0 {
+					fmt.Fprintln(out, "no schedule was installed for cluster "+cl.Metadata.Name)
+				}
+				for _, p := range removed {
+					fmt.Fprintln(out, "removed "+p)
+				}
+				return nil
+			case status:
+				stt, err := sch.Status(ctx, st, cl.Metadata.Name, time.Now())
+				if err != nil {
+					return err
+				}
+				return printScheduleStatus(cmd, g.Output(), stt)
+			}
+			if every < time.Minute {
+				return usagef("--every %s is shorter than a minute", every)
+			}
+			bin, err := os.Executable()
+			if err == nil {
+				bin, err = filepath.EvalSymlinks(bin)
+			}
+			if err != nil {
+				return fmt.Errorf("finding the k4t binary: %w", err)
+			}
+			inv, err := filepath.Abs(file)
+			if err != nil {
+				return err
+			}
+			root, err := filepath.Abs(g.StateRoot())
+			if err != nil {
+				return err
+			}
+			in := phases.CertsJobInput(st, cl.Metadata.Name, bin, root, inv, every, before)
+			info, warning, err := sch.Install(ctx, st, in)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "installed %s: %s\n", info.Kind, strings.Join(info.Files, ", "))
+			fmt.Fprintf(out, "every %s it runs %s (k4t certs renew --if-expiring-within %s); log: %s\n", info.Every, in.Job, info.RenewBefore, in.Log)
+			if warning != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "WARNING: "+warning)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&file, "file", "f", "", "inventory (hosts.yaml)")
+	_ = c.MarkFlagRequired("file")
+	c.Flags().Var(durationFlag{&every}, "every", "how often the job runs (e.g. 24h, 12h, 1d)")
+	c.Flags().Var(durationFlag{&before}, "renew-before", "renew when a certificate expires within this (e.g. 30d)")
+	c.Flags().BoolVar(&remove, "remove", false, "take the schedule away")
+	c.Flags().BoolVar(&status, "status", false, "show the schedule, its next run and the last result")
+	return c
+}
+
+func printScheduleStatus(cmd *cobra.Command, output string, s *phases.ScheduleStatus) error {
+	out := cmd.OutOrStdout()
+	if output == "json" {
+		return json.NewEncoder(out).Encode(s)
+	}
+	if !s.Installed {
+		fmt.Fprintln(out, "schedule: not installed (install it with `k4t certs schedule -f hosts.yaml`)")
+	} else {
+		fmt.Fprintf(out, "schedule: %s (%s), every %s, renews when a certificate expires within %s\n", s.Info.Kind, strings.Join(s.Info.Files, ", "), s.Info.Every, s.Info.RenewBefore)
+		if s.Info.Schedule != "" {
+			fmt.Fprintf(out, "cron:     %s\n", s.Info.Schedule)
+		}
+		next := s.NextRun
+		if next == "" {
+			next = "unknown"
+		}
+		fmt.Fprintf(out, "next run: %s\n", next)
+	}
+	if s.Last == nil {
+		fmt.Fprintln(out, "last run: never")
+	} else {
+		res := "succeeded"
+		if s.Last.ExitCode != 0 {
+			res = fmt.Sprintf("FAILED (exit %d)", s.Last.ExitCode)
+		}
+		fmt.Fprintf(out, "last run: %s → %s, %s\n", s.Last.Start, s.Last.End, res)
+	}
+	fmt.Fprintf(out, "log:      %s\n", s.Log)
+	for _, l := range s.LogTail {
+		fmt.Fprintln(out, "  | "+l)
+	}
+	if s.Warning != "" {
+		fmt.Fprintln(cmd.ErrOrStderr(), "WARNING: "+s.Warning)
+	}
+	if s.Last != nil && s.Last.ExitCode != 0 {
+		return errors.New("the last scheduled renewal failed — read the log above, fix, and run `k4t certs renew --all -f hosts.yaml`")
+	}
+	return nil
 }

@@ -1,0 +1,195 @@
+package templates
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// HAProxyBackendName is the backend of haproxy.cfg that holds one server per master, named
+// after the master; `k4t certs renew` disables and enables servers in it through HAProxy's
+// runtime socket.
+const HAProxyBackendName = "kube-apiserver"
+
+// Where `k4t certs schedule` puts its files on the bastion; NAME is CertsUnitName(cluster).
+//
+//	CertsJob      <state dir>/certs-job.sh                    0755 (run by the timer or cron)
+//	CertsService  /etc/systemd/system/NAME.service            0644
+//	CertsTimer    /etc/systemd/system/NAME.timer              0644
+//	CertsCron     /etc/cron.d/NAME                            0644 (no systemd as PID 1)
+const (
+	SystemdUnitDir = "/etc/systemd/system"
+	CronDir        = "/etc/cron.d"
+)
+
+// CertsUnitName is the name of the timer, service and cron file of a cluster's scheduled
+// renewal: "k4t-certs-" + the cluster name with every character cron.d would ignore
+// (anything but letters, digits, '-' and '_') replaced by '-'.
+func CertsUnitName(cluster string) string {
+	var b strings.Builder
+	for _, r := range cluster {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return "k4t-certs-" + b.String()
+}
+
+// CertsJobInput is the scheduled renewal of one cluster.
+type CertsJobInput struct {
+	// Cluster is the cluster's name (metadata.name).
+	Cluster string
+	// Binary is the absolute path of the k4t binary the job runs.
+	Binary string
+	// StateRoot is k4t's --state-dir; Inventory the absolute path of hosts.yaml.
+	StateRoot, Inventory string
+	// Log, Status and Lock are absolute paths in the cluster's state dir.
+	Log, Status, Lock string
+	// Job is the absolute path of the rendered job script (for the unit and cron).
+	Job string
+	// Every is how often the job runs; RenewBefore the threshold it renews at.
+	Every, RenewBefore time.Duration
+}
+
+type certsJobView struct {
+	Cluster, Binary, StateRoot, Inventory, Log, Status, Lock, Job string
+	Unit, Every, RenewBefore, Schedule                            string
+	EverySeconds                                                  int64
+}
+
+func (in CertsJobInput) view() (certsJobView, error) {
+	p := problems{what: "certs schedule"}
+	if in.Cluster == "" {
+		p.add("Cluster: must not be empty")
+	}
+	for _, f := range []struct{ name, v string }{
+		{"Binary", in.Binary}, {"StateRoot", in.StateRoot}, {"Inventory", in.Inventory},
+		{"Log", in.Log}, {"Status", in.Status}, {"Lock", in.Lock}, {"Job", in.Job},
+	} {
+		p.absPath(f.name, f.v)
+		if strings.ContainsAny(f.v, "'\n\r%") || containsSpace(f.v) {
+			p.add("%s: %q may not hold spaces, quotes or '%%' (systemd and cron would split or expand it); use a path without them", f.name, f.v)
+		}
+	}
+	if in.Every < time.Minute {
+		p.add("Every: %s is shorter than a minute", in.Every)
+	}
+	if in.RenewBefore <= 0 {
+		p.add("RenewBefore: %s must be positive", in.RenewBefore)
+	}
+	return certsJobView{
+		Cluster: in.Cluster, Binary: in.Binary, StateRoot: in.StateRoot, Inventory: in.Inventory,
+		Log: in.Log, Status: in.Status, Lock: in.Lock, Job: in.Job, Unit: CertsUnitName(in.Cluster),
+		Every: FormatDays(in.Every), RenewBefore: FormatDays(in.RenewBefore), EverySeconds: int64(in.Every / time.Second),
+	}, p.err()
+}
+
+// FormatDays writes d as k4t's durations read it: "30d", "1d12h", "6h", "90m".
+func FormatDays(d time.Duration) string {
+	days := d / (24 * time.Hour)
+	rest := d % (24 * time.Hour)
+	s := ""
+	if days > 0 {
+		s = strconv.FormatInt(int64(days), 10) + "d"
+	}
+	if rest > 0 || s == "" {
+		r := rest.String() // e.g. "6h0m0s", "1h30m0s", "30s"
+		if strings.HasSuffix(r, "m0s") {
+			r = strings.TrimSuffix(r, "0s")
+		}
+		if strings.HasSuffix(r, "h0m") {
+			r = strings.TrimSuffix(r, "0m")
+		}
+		s += r
+	}
+	return s
+}
+
+// CertsJob renders the job script.
+func CertsJob(in CertsJobInput) ([]byte, error) {
+	v, err := in.view()
+	if err != nil {
+		return nil, err
+	}
+	return render("k4t-certs-job.sh.tmpl", v)
+}
+
+// CertsService renders the oneshot unit that runs the job.
+func CertsService(in CertsJobInput) ([]byte, error) {
+	v, err := in.view()
+	if err != nil {
+		return nil, err
+	}
+	return render("k4t-certs.service.tmpl", v)
+}
+
+// CertsTimer renders the timer that starts the service every in.Every (and after boot).
+func CertsTimer(in CertsJobInput) ([]byte, error) {
+	v, err := in.view()
+	if err != nil {
+		return nil, err
+	}
+	return render("k4t-certs.timer.tmpl", v)
+}
+
+// CertsCron renders the /etc/cron.d entry for hosts without systemd as PID 1.
+func CertsCron(in CertsJobInput) ([]byte, error) {
+	v, err := in.view()
+	if err != nil {
+		return nil, err
+	}
+	v.Schedule, err = CronSchedule(in.Every, in.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	return render("k4t-certs.cron.tmpl", v)
+}
+
+// CronSchedule turns an interval into cron's five fields. Cron counts calendar fields, so
+// only intervals that divide them evenly are accepted: N minutes dividing 60, N hours
+// dividing 24, or whole days (every N days restarts on the 1st of each month). The minute
+// (and hour for days) is spread by a hash of seed so clusters do not all run at once.
+func CronSchedule(every time.Duration, seed string) (string, error) {
+	h := fnv.New32a()
+	h.Write([]byte(seed))
+	sum := h.Sum32()
+	minute, hour := sum%60, (sum/60)%24
+	switch {
+	case every <= 0 || every%time.Minute != 0:
+		return "", fmt.Errorf("cron: interval %s is not whole minutes", every)
+	case every < time.Hour:
+		n := int(every / time.Minute)
+		if 60%n != 0 {
+			return "", fmt.Errorf("cron: every %s does not divide an hour; use 1, 2, 3, 4, 5, 6, 10, 12, 15, 20 or 30 minutes, or whole hours", every)
+		}
+		if n == 1 {
+			return "* * * * *", nil
+		}
+		return fmt.Sprintf("%d-59/%d * * * *", int(minute)%n, n), nil
+	case every < 24*time.Hour:
+		if every%time.Hour != 0 || 24%int(every/time.Hour) != 0 {
+			return "", fmt.Errorf("cron: every %s does not divide a day; use 1, 2, 3, 4, 6, 8 or 12 hours, or whole days", every)
+		}
+		n := int(every / time.Hour)
+		if n == 1 {
+			return fmt.Sprintf("%d * * * *", minute), nil
+		}
+		return fmt.Sprintf("%d %d-23/%d * * *", minute, int(hour)%n, n), nil
+	default:
+		if every%(24*time.Hour) != 0 {
+			return "", fmt.Errorf("cron: every %s is not whole days", every)
+		}
+		n := int(every / (24 * time.Hour))
+		if n == 1 {
+			return fmt.Sprintf("%d %d * * *", minute, hour), nil
+		}
+		if n > 31 {
+			return "", fmt.Errorf("cron: every %s is longer than a month", every)
+		}
+		return fmt.Sprintf("%d %d */%d * *", minute, hour, n), nil
+	}
+}
