@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -248,5 +249,41 @@ func TestForManifestOrDir(t *testing.T) {
 	}
 	if vPrefix("1.37.2") != "v1.37.2" || vPrefix("v3.6.16") != "v3.6.16" || vPrefix("") != "" {
 		t.Error("vPrefix")
+	}
+}
+
+// TestBuildShManifest checks the contract with hack/build-artifacts: what its
+// register function writes is what Load reads.
+func TestBuildShManifest(t *testing.T) {
+	lib, err := filepath.Abs("../../hack/build-artifacts/lib.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	data := []byte("kubelet")
+	writeFile(t, filepath.Join(root, "v9.9.9/bin/kubelet"), data)
+	writeFile(t, filepath.Join(root, "shared-v1/pause.tar"), []byte("image"))
+	script := `set -euo pipefail; . "$1"
+register "$K8S_DIR" kubelet v9.9.9 binary bin/kubelet /usr/local/bin/kubelet 0755
+register "$K8S_DIR" pause-image 3.10.2 image ../shared-v1/pause.tar - - registry.k8s.io/pause:3.10.2
+register "$K8S_DIR" kubelet v9.9.9 binary bin/kubelet /usr/local/bin/kubelet 0755`
+	cmd := exec.Command("bash", "-c", script, "bash", lib)
+	cmd.Env = append(os.Environ(), "K4T_ARTIFACT_CACHE="+root, "K8S_VERSION=v9.9.9")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build.sh register: %v\n%s", err, out)
+	}
+	m, err := DefaultManifest(root, "v9.9.9", "v0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(m.Names(), ","); got != "kubelet,pause-image" {
+		t.Fatalf("names %s", got)
+	}
+	if errs := NewStore(m, t.TempDir()).Verify(context.Background()); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	img, _ := m.Get("pause-image")
+	if img.Image != "registry.k8s.io/pause:3.10.2" || img.Install != "" || img.Path != filepath.Join(root, "shared-v1/pause.tar") {
+		t.Errorf("pause-image: %+v", img)
 	}
 }
