@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,7 +148,7 @@ func initConfig(r *Run, h *v1alpha1.Host) ([]byte, error) {
 	for _, m := range c.EtcdMembers() {
 		eps = append(eps, "https://"+m.InternalAddress+":2379")
 	}
-	sans := []string{c.Spec.ControlPlaneEndpoint.Address}
+	sans := []string{c.Spec.ControlPlaneEndpoint.Address, "127.0.0.1", "localhost"}
 	for _, m := range c.Masters() {
 		sans = append(sans, m.InternalAddress, m.Name)
 		if m.Address != m.InternalAddress {
@@ -237,7 +238,7 @@ func (p *ControlPlane) Apply(ctx context.Context, r *Run, plans []*HostPlan) err
 		if err := ApplyChanges(ctx, r, pl); err != nil {
 			return err
 		}
-		if err := waitReady(ctx, pl.HostCtx, "https://127.0.0.1:6443", 3*time.Minute); err != nil {
+		if err := waitReady(ctx, pl.HostCtx, "https://"+net.JoinHostPort(pl.Host.InternalAddress, "6443"), 3*time.Minute); err != nil {
 			return err
 		}
 	}

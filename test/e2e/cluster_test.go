@@ -1,0 +1,389 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k4t.io/k4t/pkg/lab"
+)
+
+var haHosts = []string{"slb1", "slb2", "master1", "master2", "master3", "worker1", "worker2"}
+
+// kubectlPath is the kubectl k4t installs, used here from the bastion.
+func kubectlPath(t *testing.T) string {
+	root := os.Getenv("K4T_ARTIFACT_CACHE")
+	if root == "" {
+		root = "/var/cache/k4t/artifacts"
+	}
+	p := filepath.Join(root, "v1.37.2", "bin", "kubectl")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("kubectl not built (%v): run `make artifacts`", err)
+	}
+	return p
+}
+
+// kubectl runs kubectl on the bastion with the kubeconfig k4t fetched.
+func (e *env) kubectl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	kc := filepath.Join(e.stateDir, "clusters", "lab", "admin.conf")
+	out, err := exec.CommandContext(ctx, kubectlPath(e.t), append([]string{"--kubeconfig", kc, "--request-timeout=10s"}, args...)...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func (e *env) mustKubectl(args ...string) string {
+	e.t.Helper()
+	out, err := e.kubectl(args...)
+	if err != nil {
+		e.t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// TestHACluster: 2 slb (VIP), 3 masters (stacked etcd), 2 workers; the
+// whole pipeline, then traffic, failures and a no-op re-apply.
+func TestHACluster(t *testing.T) {
+	e := newLab(t, haHosts...)
+	r := e.k4t("create", "cluster", "-f", e.inv, "--accept-new-hosts")
+	if r.code != 0 {
+		e.dumpDiagnostics("master1")
+		t.Fatalf("create cluster: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
+	}
+	fmt.Printf("FIGURE create-cluster-7-hosts: %s\n", r.duration.Round(time.Millisecond))
+	for _, ev := range r.events {
+		if ev["type"] == "phase_end" {
+			fmt.Printf("FIGURE   phase %-14s %6.2fs  %v change(s)\n", ev["phase"], ev["duration_s"], ev["changes"])
+		}
+	}
+
+	t.Run("every node Ready and every kube-system pod Running, via the VIP from the bastion", func(t *testing.T) {
+		nodes := e.mustKubectl("get", "nodes", "-o", "wide")
+		t.Logf("\n%s", nodes)
+		if n := strings.Count(nodes, " Ready "); n != 5 {
+			t.Errorf("%d nodes Ready, want 5", n)
+		}
+		pods := e.mustKubectl("get", "pods", "-n", "kube-system", "--no-headers")
+		for _, l := range strings.Split(pods, "\n") {
+			if !strings.Contains(l, "Running") {
+				t.Errorf("kube-system pod not Running: %s", l)
+			}
+		}
+		mustContain(t, "kubeconfig server", e.mustKubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"), "https://"+vip+":6443")
+	})
+	t.Run("a 3-replica Deployment answers from a pod on another node, by ClusterIP and by DNS name", func(t *testing.T) {
+		e.deploymentTraffic(t)
+	})
+	t.Run("a second apply changes and restarts nothing", func(t *testing.T) {
+		before := e.clusterUnits(t)
+		r := e.k4t("apply", "-f", e.inv)
+		if r.code != 0 {
+			t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+		}
+		if n := r.changes(); n != 0 {
+			t.Errorf("no-op apply made %d change(s):\n%s", n, tail(r.stdout, 30))
+		}
+		if after := e.clusterUnits(t); !equalMaps(before, after) {
+			t.Errorf("units restarted by a no-op apply:\nbefore %v\nafter  %v", before, after)
+		}
+		fmt.Printf("FIGURE no-op-apply-7-hosts: %s\n", r.duration.Round(time.Millisecond))
+	})
+	t.Run("kill -9 of the VIP holder: kubectl through the VIP answers again within 5s", func(t *testing.T) {
+		holder := e.vipHolder(t, 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		start := time.Now()
+		if err := e.lab.Kill(ctx, holder); err != nil {
+			t.Fatal(err)
+		}
+		var back time.Duration
+		for time.Since(start) < 30*time.Second {
+			if _, err := e.kubectlQuick("get", "--raw", "/readyz"); err == nil && time.Since(start) > 100*time.Millisecond {
+				back = time.Since(start)
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if back == 0 {
+			t.Fatalf("API through the VIP did not answer within 30s of kill -9 %s", holder)
+		}
+		fmt.Printf("FIGURE api-through-vip-after-kill9-of-%s: %s\n", holder, back.Round(time.Millisecond))
+		if back > 5*time.Second {
+			t.Errorf("API back after %s, want <= 5s", back)
+		}
+		if err := e.lab.Start(ctx, holder); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("stopping master1: the API through the VIP answers and etcd keeps quorum", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := e.lab.Stop(ctx, "master1"); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, err := e.kubectl("get", "nodes", "--no-headers")
+			if err == nil && strings.Contains(out, "master2") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("API through the VIP with master1 down: %v %s", err, out)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		out, err := e.tryExec("master2", "ETCDCTL_API=3 etcdctl --endpoints=https://10.77.0.14:2379,https://10.77.0.15:2379 --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/healthcheck-client.crt --key=/etc/etcd/pki/healthcheck-client.key endpoint health -w simple")
+		if err != nil || strings.Count(out, "is healthy") != 2 {
+			t.Errorf("etcd without master1: %v\n%s", err, out)
+		}
+		if _, err := e.kubectl("create", "configmap", "quorum-check", "--from-literal=k=v"); err != nil {
+			t.Errorf("write through the API with master1 down: %v", err)
+		}
+		if err := e.lab.Start(ctx, "master1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// Last, because it tears the control plane down and builds it again by
+	// hand: the bare critical path k4t is compared with.
+	t.Run("bare critical path: kubeadm init, joins, nodes Ready by a minimal script", func(t *testing.T) {
+		bare := e.bareCriticalPath(t)
+		k4tPath := 0.0
+		for _, p := range []string{"control-plane", "workers", "network"} {
+			k4tPath += r.phaseDurations()[p]
+		}
+		fmt.Printf("FIGURE bare-critical-path: %s; k4t create-cluster %s (ratio %.2f); k4t's control-plane+workers+network phases %.1fs (ratio %.2f)\n",
+			bare.Round(time.Millisecond), r.duration.Round(time.Millisecond), r.duration.Seconds()/bare.Seconds(), k4tPath, k4tPath/bare.Seconds())
+	})
+}
+
+// bareCriticalPath resets the Kubernetes nodes (keeping binaries, images,
+// certificates, CNI config and etcd) and times what a person would type:
+// kubeadm init on master1, the two control plane joins one after the other,
+// both worker joins at once, then waiting until every node is Ready.
+func (e *env) bareCriticalPath(t *testing.T) time.Duration {
+	nodes := []string{"master1", "master2", "master3", "worker1", "worker2"}
+	for _, h := range nodes {
+		e.exec(h, "cp -a /etc/kubernetes/pki /root/pki.keep 2>/dev/null; kubeadm reset -f >/dev/null 2>&1; rm -rf /etc/kubernetes/pki; cp -a /root/pki.keep /etc/kubernetes/pki 2>/dev/null; mkdir -p /etc/kubernetes/manifests; true")
+	}
+	out, err := e.etcdctl("master1", "del '' --prefix")
+	if err != nil {
+		t.Fatalf("wiping etcd: %v %s", err, out)
+	}
+	cfg := "/etc/kubernetes/k4t/kubeadm.yaml"
+	start := time.Now()
+	for _, step := range [][2]string{{"master1", "kubeadm init"}, {"master2", "kubeadm join"}, {"master3", "kubeadm join"}} {
+		if out, err := e.tryExecLong(step[0], step[1]+" --config "+cfg+" >/tmp/bare.log 2>&1 || { tail -5 /tmp/bare.log; exit 1; }"); err != nil {
+			t.Fatalf("%s: %s: %v\n%s", step[0], step[1], err, out)
+		}
+	}
+	done := make(chan error, 2)
+	for _, w := range []string{"worker1", "worker2"} {
+		go func() {
+			_, err := e.tryExecLong(w, "kubeadm join --config "+cfg+" >/dev/null")
+			done <- err
+		}()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatalf("worker join: %v", err)
+		}
+	}
+	for {
+		out, err := e.tryExec("master1", "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes --no-headers")
+		if err == nil && strings.Count(out, " Ready ") == len(nodes) {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			t.Fatalf("nodes not Ready after 10m:\n%s", out)
+		}
+		time.Sleep(time.Second)
+	}
+	return time.Since(start)
+}
+
+func (e *env) tryExecLong(host, cmd string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	return e.lab.Exec(ctx, host, cmd)
+}
+
+// kubectlQuick is kubectl with a short timeout, for failover probes.
+func (e *env) kubectlQuick(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	kc := filepath.Join(e.stateDir, "clusters", "lab", "admin.conf")
+	out, err := exec.CommandContext(ctx, kubectlPath(e.t), append([]string{"--kubeconfig", kc, "--request-timeout=2s"}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+const webManifest = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: web}
+data:
+  Corefile: |
+    .:5300 {
+        whoami
+        health :8080
+    }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}
+      containers:
+      - name: web
+        image: %s
+        imagePullPolicy: Never
+        args: ["-conf", "/etc/coredns/Corefile"]
+        volumeMounts: [{name: conf, mountPath: /etc/coredns}]
+        readinessProbe: {httpGet: {path: /health, port: 8080}, periodSeconds: 2}
+      volumes: [{name: conf, configMap: {name: web}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  nodeName: master2
+  tolerations: [{operator: Exists}]
+  containers:
+  - name: client
+    image: %s
+    imagePullPolicy: Never
+    command: ["sleep", "3600"]
+`
+
+func (e *env) deploymentTraffic(t *testing.T) {
+	m := fmt.Sprintf(webManifest, imageRef(t, "coredns-image"), imageRef(t, "kube-proxy-image"))
+	p := filepath.Join(t.TempDir(), "web.yaml")
+	os.WriteFile(p, []byte(m), 0o644)
+	e.mustKubectl("apply", "-f", p)
+	if out, err := e.kubectl("rollout", "status", "deploy/web", "--timeout=180s"); err != nil {
+		t.Fatalf("rollout: %v\n%s\n%s", err, out, e.mustKubectl("get", "pods", "-o", "wide"))
+	}
+	e.mustKubectl("wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
+	pods := e.mustKubectl("get", "pods", "-l", "app=web", "-o", "wide", "--no-headers")
+	t.Logf("\n%s", pods)
+	for _, w := range []string{"worker1", "worker2"} {
+		if !strings.Contains(pods, w) {
+			t.Errorf("no web pod on %s", w)
+		}
+	}
+	ip := e.mustKubectl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
+	for _, target := range []string{ip, "web.default.svc.cluster.local"} {
+		script := fmt.Sprintf(`exec 3<>/dev/tcp/%s/80 && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && cat <&3`, target)
+		var out string
+		var err error
+		for i := 0; i < 10; i++ {
+			out, err = e.kubectl("exec", "client", "--", "bash", "-c", script)
+			if err == nil && strings.Contains(out, "200 OK") {
+				break
+			}
+			time.Sleep(2 * time.Second)
+		}
+		if err != nil || !strings.Contains(out, "200 OK") {
+			t.Errorf("GET http://%s/health from a pod on master2: %v\n%s", target, err, out)
+		} else {
+			t.Logf("http://%s/health from master2: 200 OK", target)
+		}
+	}
+}
+
+// imageRef is the reference of an image artifact built for the lab.
+func imageRef(t *testing.T, name string) string {
+	root := os.Getenv("K4T_ARTIFACT_CACHE")
+	if root == "" {
+		root = "/var/cache/k4t/artifacts"
+	}
+	b, err := os.ReadFile(filepath.Join(root, "v1.37.2", "manifest.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(b), "- name: ")
+	for _, bl := range blocks {
+		if strings.HasPrefix(bl, name+"\n") {
+			for _, l := range strings.Split(bl, "\n") {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(l), "image: "); ok {
+					return v
+				}
+			}
+		}
+	}
+	t.Fatalf("no image %s in the artifact manifest", name)
+	return ""
+}
+
+// clusterUnits maps host/unit to its start time and PID.
+func (e *env) clusterUnits(t *testing.T) map[string]string {
+	m := map[string]string{}
+	for _, h := range haHosts {
+		units := "containerd kubelet"
+		switch {
+		case strings.HasPrefix(h, "slb"):
+			units = "haproxy keepalived"
+		case strings.HasPrefix(h, "master"):
+			units = "etcd containerd kubelet"
+		}
+		m[h] = e.exec(h, "systemctl show -p ActiveEnterTimestampMonotonic,MainPID --value "+units)
+	}
+	return m
+}
+
+func (e *env) dumpDiagnostics(host string) {
+	out, _ := e.tryExec(host, "journalctl -u kubelet --no-pager -n 30; crictl ps -a 2>&1 | head -20")
+	e.t.Logf("%s diagnostics:\n%s", host, out)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestLightweightCluster: one master, one worker, no slb; the endpoint is
+// the master itself.
+func TestLightweightCluster(t *testing.T) {
+	e := newLab(t, "master1", "worker1")
+	c, err := lab.Inventory(mustHosts(t, e.lab), e.lab.KeyFile(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := lab.MarshalInventory(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.inv, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := e.k4t("create", "cluster", "-f", e.inv, "--accept-new-hosts")
+	if r.code != 0 {
+		t.Fatalf("create lightweight cluster: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
+	}
+	fmt.Printf("FIGURE create-lightweight-cluster-2-hosts: %s\n", r.duration.Round(time.Millisecond))
+	nodes := e.mustKubectl("get", "nodes", "-o", "wide")
+	t.Logf("\n%s", nodes)
+	if n := strings.Count(nodes, " Ready "); n != 2 {
+		t.Errorf("%d nodes Ready, want 2", n)
+	}
+	mustContain(t, "kubeconfig server", e.mustKubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"), "https://10.77.0.11:6443")
+}
