@@ -22,7 +22,9 @@ lab-artifacts:
 	hack/build-artifacts/build.sh etcd
 	hack/build-artifacts/build.sh kubeadm
 
-artifacts: lab-artifacts
+# Everything a cluster needs for K8S_VERSION (binaries and images), ~25 min cold on 2 cores.
+artifacts:
+	hack/build-artifacts/build.sh all
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
@@ -35,7 +37,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./pkg/apis/v1alpha1
 
 # End-to-end tests on real hosts (systemd-nspawn lab): root required.
-e2e: build lab-artifacts
+e2e: build artifacts
 	K4T_E2E=1 K4T_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) ./test/e2e
 
 test: lint unit fuzz e2e
@@ -43,9 +45,10 @@ test: lint unit fuzz e2e
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./test/bench | tee bench.out
 
-demo: build lab-artifacts
+demo: build artifacts
 	$(BIN) lab up --hosts slb1,slb2,master1,master2,master3,worker1,worker2 --inventory examples/lab/hosts.yaml
 	$(BIN) create cluster -f examples/lab/hosts.yaml --accept-new-hosts
+	$(ARTIFACT_CACHE)/$(K8S_VERSION)/bin/kubectl --kubeconfig $$HOME/.k4t/clusters/lab/admin.conf get nodes -o wide
 
 demo-down: build
 	$(BIN) lab down

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -85,6 +86,11 @@ masterN, workerN, etcdN; other names get no inventory.`,
 				}
 				fmt.Fprintf(out, "no inventory written: %v\n", err)
 				path = ""
+			}
+			if kh, err := trustLabKeys(g.StateRoot(), l); err != nil {
+				fmt.Fprintf(out, "host keys not recorded for k4t: %v\n", err)
+			} else {
+				fmt.Fprintf(out, "the lab's host keys are trusted by k4t's cluster \"lab\": %s\n", kh)
 			}
 			fmt.Fprintf(out, "lab up: %d hosts in %s\n", len(hosts), took.Round(100*time.Millisecond))
 			if err := printStatus(c, l, g); err != nil {
@@ -245,4 +251,46 @@ func printStatus(c *cobra.Command, l *lab.Lab, g *globalFlags) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Address, state, np, ip, mem, rss)
 	}
 	return tw.Flush()
+}
+
+// trustLabKeys records the keys the lab just generated in the known_hosts of
+// k4t's "lab" cluster, replacing the entries of hosts an earlier lab had at
+// the same addresses: the lab made these keys, so it can vouch for them, and
+// a re-created lab does not look like a host key change.
+func trustLabKeys(stateRoot string, l *lab.Lab) (string, error) {
+	keys, err := l.KnownHosts()
+	if err != nil {
+		return "", err
+	}
+	hs, err := l.Hosts()
+	if err != nil {
+		return "", err
+	}
+	ours := map[string]bool{}
+	for _, h := range hs {
+		ours[h.Address], ours[h.Name] = true, true
+	}
+	dir := filepath.Join(stateRoot, "clusters", "lab")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "known_hosts")
+	var kept []string
+	if b, err := os.ReadFile(path); err == nil {
+		for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+			hostsField, _, _ := strings.Cut(line, " ")
+			drop := false
+			for _, h := range strings.Split(hostsField, ",") {
+				drop = drop || ours[h]
+			}
+			if line != "" && !drop {
+				kept = append(kept, line)
+			}
+		}
+	}
+	content := strings.Join(kept, "\n")
+	if content != "" {
+		content += "\n"
+	}
+	return path, os.WriteFile(path, []byte(content+keys), 0o600)
 }

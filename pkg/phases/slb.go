@@ -402,8 +402,9 @@ func WaitVIP(ctx context.Context, r *Run, timeout time.Duration) (string, error)
 		}
 		last = holders
 		if time.Now().After(deadline) {
-			return "", Errorf("", "slb", "check 'journalctl -u keepalived' on the slb hosts, and that VRRP (IP protocol 112) passes between them",
-				"the VIP %s is held by %d slb host(s) %v after %s, want exactly 1", r.Cluster.Spec.ControlPlaneEndpoint.Address, len(last), last, timeout)
+			return "", Errorf("", "slb", "check that VRRP (IP protocol 112) passes between the slb hosts",
+				"the VIP %s is held by %d slb host(s) %v after %s, want exactly 1; keepalived says:\n%s",
+				r.Cluster.Spec.ControlPlaneEndpoint.Address, len(last), last, timeout, keepalivedLogs(ctx, r))
 		}
 		select {
 		case <-ctx.Done():
@@ -411,4 +412,18 @@ func WaitVIP(ctx context.Context, r *Run, timeout time.Duration) (string, error)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// keepalivedLogs gathers the last keepalived lines of every slb host.
+func keepalivedLogs(ctx context.Context, r *Run) string {
+	var b strings.Builder
+	for _, h := range r.Cluster.SLBs() {
+		conn, err := r.Connect(ctx, h)
+		if err != nil {
+			continue
+		}
+		res, _ := conn.Run(ctx, transport.Cmd{Command: "journalctl -u keepalived -n 8 --no-pager -o short-precise", Timeout: 10 * time.Second})
+		fmt.Fprintf(&b, "  %s:\n%s\n", h.Name, indent(string(res.Stdout)))
+	}
+	return b.String()
 }

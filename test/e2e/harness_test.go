@@ -61,7 +61,19 @@ func newLab(t *testing.T, hosts ...string) *env {
 		t.Fatalf("lab up: %v", err)
 	}
 	t.Logf("lab up (%d hosts) took %s", len(hosts), time.Since(start).Round(10*time.Millisecond))
-	e := &env{t: t, lab: l, bin: bin, stateDir: t.TempDir()}
+	// The state dir (logs, rendered files, journal) is kept when a test fails.
+	stateDir, err := os.MkdirTemp("", "k4t-e2e-state-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("k4t state dir kept for inspection: %s", stateDir)
+			return
+		}
+		os.RemoveAll(stateDir)
+	})
+	e := &env{t: t, lab: l, bin: bin, stateDir: stateDir}
 	e.inv = filepath.Join(t.TempDir(), "hosts.yaml")
 	if err := l.WriteInventory(e.inv, hosts); err != nil {
 		t.Fatal(err)
