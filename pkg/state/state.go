@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // Dir is one cluster's state directory, e.g. ~/.k4t/clusters/NAME.
 type Dir struct {
 	Root string
+
+	secretMu sync.Mutex
 }
 
 // Open creates (if needed) and returns the state dir of cluster name under root.
@@ -78,7 +81,11 @@ func (d *Dir) WriteFile(path string, data []byte, mode os.FileMode) error {
 }
 
 // Secret reads or creates a random secret kept in the state dir (0600).
+// Hosts planned in parallel ask for the same secret at once: the first
+// creates it, the others read it.
 func (d *Dir) Secret(name string, gen func() (string, error)) (string, error) {
+	d.secretMu.Lock()
+	defer d.secretMu.Unlock()
 	p := d.Path("secrets", name)
 	if b, err := os.ReadFile(p); err == nil && len(b) > 0 {
 		return string(b), nil

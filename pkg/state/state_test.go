@@ -1,8 +1,10 @@
 package state
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -63,5 +65,27 @@ func TestJournalPending(t *testing.T) {
 	none, err := PendingIntents(filepath.Join(t.TempDir(), "absent"))
 	if err != nil || none != nil {
 		t.Fatalf("absent journal: %v %v", none, err)
+	}
+}
+
+func TestSecretConcurrent(t *testing.T) {
+	d, err := Open(t.TempDir(), "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	got := make([]string, 16)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], _ = d.Secret("s", func() (string, error) { return fmt.Sprint(i), nil })
+		}()
+	}
+	wg.Wait()
+	for _, g := range got {
+		if g != got[0] {
+			t.Fatalf("parallel callers got different secrets: %v", got)
+		}
 	}
 }
