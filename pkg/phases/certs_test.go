@@ -338,6 +338,8 @@ func TestRenewRollsOneMasterAtATime(t *testing.T) {
 	cc := newCertCluster(t, "slb1", "slb2", "master1", "master2", "master3", "worker1")
 	// the bastion's kubeconfig comes from the first master after the roll
 	before := CheckAllCerts(context.Background(), cc.run)
+	// x509 keeps whole seconds: renew "a minute later" so new NotAfters are later.
+	cc.run.Options.Now = func() time.Time { return time.Now().Add(time.Minute) }
 	res, err := RenewCerts(context.Background(), cc.run, RenewOptions{IfExpiringWithin: 3 * time.Hour, Poll: time.Millisecond})
 	if err != nil {
 		t.Fatalf("%v\nlog:\n%s", err, strings.Join(cc.log, "\n"))
