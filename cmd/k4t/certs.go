@@ -237,7 +237,7 @@ expires within D (what the scheduled job runs).`,
 	c.Flags().BoolVar(&all, "all", false, "renew every certificate")
 	c.Flags().BoolVar(&acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys")
 	c.Flags().Var(durationFlag{&within}, "if-expiring-within", "check first; renew (everything named, default all) only if a certificate expires within this (e.g. 30d)")
-	c.Flags().Var(durationFlag{&validity}, "validity", "validity of the certificates k4t signs (etcd, kubelet client); default spec.certificates.validity")
+	c.Flags().Var(durationFlag{&validity}, "validity", "validity of k4t's etcd certificates; default spec.certificates.validity (kubeadm's and kubelet's keep theirs)")
 	return c
 }
 

@@ -46,8 +46,8 @@ type RenewOptions struct {
 	// IfExpiringWithin > 0 first checks every host and renews only when some leaf
 	// certificate expires within it; then it renews everything Names says.
 	IfExpiringWithin time.Duration
-	// Validity of the certificates k4t signs (etcd, kubelet client); 0 means the
-	// inventory's spec.certificates.validity.
+	// Validity of k4t's etcd certificates; 0 means the inventory's
+	// spec.certificates.validity. (kubelet client certificates keep their length.)
 	Validity time.Duration
 	// Timeouts of the health gates; zero means the defaults.
 	ReadyTimeout, PodGoneTimeout time.Duration
@@ -504,7 +504,9 @@ func (rn *renewer) kubelet(ctx context.Context, hc *HostCtx) error {
 		if p := problems[kubeletClientPEM]; p != "" {
 			return Errorf(hc.Name(), certsPhase, "kubelet has not joined the cluster: run `k4t apply`", "%s: %s", kubeletClientPEM, p)
 		}
-		newCert, err := certs.ResignPEM(r.State.PKI(), certs.KubernetesCA, contents[kubeletClientPEM], rn.o.Validity, r.Now())
+		// Same length as before: kube-controller-manager's --cluster-signing-duration
+		// (kubelet's own rotations) or kubeadm's validity (the first one) decided it.
+		newCert, err := certs.ResignPEM(r.State.PKI(), certs.KubernetesCA, contents[kubeletClientPEM], 0, r.Now())
 		if err != nil {
 			return fmt.Errorf("%s: %w", kubeletClientPEM, err)
 		}

@@ -1,0 +1,316 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/lab"
+)
+
+// certRow is one line of `k4t certs check-expiration -o json`.
+type certRow struct {
+	Host     string    `json:"host"`
+	Name     string    `json:"certificate"`
+	CA       string    `json:"ca"`
+	IsCA     bool      `json:"isCA"`
+	NotAfter time.Time `json:"notAfter"`
+	Err      string    `json:"error"`
+}
+
+// shortLivedInventory writes the lab inventory with spec.certificates.validity: 2h.
+func (e *env) shortLivedInventory(t *testing.T, endpoint string) string {
+	c, err := lab.Inventory(mustHosts(t, e.lab), e.lab.KeyFile(), endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Spec.Certificates.Validity = v1alpha1.Duration{Duration: 2 * time.Hour}
+	b, err := lab.MarshalInventory(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.inv, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e.inv
+}
+
+// checkCerts runs check-expiration and returns its rows by "host certificate".
+func (e *env) checkCerts(t *testing.T) (map[string]certRow, result) {
+	t.Helper()
+	r := e.k4t("certs", "check-expiration", "-f", e.inv)
+	rows := map[string]certRow{}
+	sc := bufio.NewScanner(strings.NewReader(r.stdout))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var row certRow
+		if json.Unmarshal(sc.Bytes(), &row) == nil && row.Host != "" {
+			rows[row.Host+" "+row.Name] = row
+		}
+	}
+	if len(rows) == 0 {
+		t.Fatalf("check-expiration printed no rows: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 20))
+	}
+	return rows, r
+}
+
+// probe calls the API every 200 ms on a fresh connection (so every call goes through the
+// load balancer's choice again) and records failures and the longest gap between
+// successful calls.
+type probe struct {
+	mu       sync.Mutex
+	calls    int
+	failures []string
+	lastOK   time.Time
+	longest  time.Duration
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func startProbe(t *testing.T, kubeconfig, server string) *probe {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := cfg.Contexts[cfg.CurrentContext]
+	user, cluster := cfg.AuthInfos[ctx.AuthInfo], cfg.Clusters[ctx.Cluster]
+	pair, err := tls.X509KeyPair(user.ClientCertificateData, user.ClientKeyData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(cluster.CertificateAuthorityData)
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}},
+	}}
+	p := &probe{stop: make(chan struct{}), done: make(chan struct{}), lastOK: time.Now()}
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+			// A quorum read: it needs kube-apiserver and etcd.
+			resp, err := client.Get(server + "/api/v1/namespaces/default")
+			now := time.Now()
+			ok := err == nil && resp.StatusCode == http.StatusOK
+			if resp != nil {
+				resp.Body.Close()
+			}
+			p.mu.Lock()
+			p.calls++
+			if ok {
+				p.longest = max(p.longest, now.Sub(p.lastOK))
+				p.lastOK = now
+			} else {
+				msg := fmt.Sprint(err)
+				if err == nil {
+					msg = resp.Status
+				}
+				p.failures = append(p.failures, now.Format("15:04:05.000")+" "+msg)
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+func (p *probe) finish() (calls int, failures []string, longest time.Duration) {
+	close(p.stop)
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls, p.failures, max(p.longest, time.Since(p.lastOK))
+}
+
+// watchHealth samples etcd health and node readiness until stopped; it returns the lowest
+// number of healthy etcd members and of Ready nodes seen.
+func (e *env) watchHealth(members []string, stop <-chan struct{}) (minEtcd, minReady *int, done chan struct{}) {
+	a, b := len(members), 1<<30
+	minEtcd, minReady, done = &a, &b, make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			out, _ := e.tryExec(members[0], "ETCDCTL_API=3 etcdctl --endpoints="+etcdEndpoints(members)+
+				" --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/healthcheck-client.crt --key=/etc/etcd/pki/healthcheck-client.key --dial-timeout=2s endpoint health -w simple")
+			*minEtcd = min(*minEtcd, strings.Count(out, "is healthy"))
+			if nodes, err := e.kubectl("get", "nodes", "--no-headers"); err == nil {
+				*minReady = min(*minReady, strings.Count(nodes, " Ready "))
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}()
+	return minEtcd, minReady, done
+}
+
+func etcdEndpoints(members []string) string {
+	ips := map[string]string{"master1": "10.77.0.13", "master2": "10.77.0.14", "master3": "10.77.0.15"}
+	var eps []string
+	for _, m := range members {
+		eps = append(eps, "https://"+ips[m]+":2379")
+	}
+	return strings.Join(eps, ",")
+}
+
+// runScheduledJob installs the schedule and runs its job now, as the timer or cron would.
+// Where this machine has neither systemd nor cron, schedule says so and still writes the
+// job script, which is what is run.
+func (e *env) runScheduledJob(t *testing.T, renewBefore string) time.Duration {
+	t.Helper()
+	r := e.k4t("certs", "schedule", "-f", e.inv, "--every", "1h", "--renew-before", renewBefore)
+	t.Cleanup(func() { e.k4t("certs", "schedule", "--remove", "-f", e.inv) })
+	if r.code != 0 && !strings.Contains(r.stderr, "no cron daemon") {
+		t.Fatalf("certs schedule: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("certs schedule: %s %s", strings.TrimSpace(r.stdout), strings.TrimSpace(r.stderr))
+	dir := filepath.Join(e.stateDir, "clusters", "lab")
+	job := filepath.Join(dir, "certs-job.sh")
+	start := time.Now()
+	out, err := exec.Command("sh", job).CombinedOutput()
+	took := time.Since(start)
+	log, _ := os.ReadFile(filepath.Join(dir, "logs", "certs-renew.log"))
+	if err != nil {
+		t.Fatalf("scheduled job: %v\n%s\nlog:\n%s", err, out, tail(string(log), 60))
+	}
+	t.Logf("scheduled job took %s; log ends:\n%s", took.Round(time.Second), tail(string(log), 15))
+	st := e.k4t("certs", "schedule", "--status", "-f", e.inv)
+	if !strings.Contains(st.stdout, `"exitCode":0`) {
+		t.Errorf("schedule --status does not show the successful run:\n%s", st.stdout)
+	}
+	return took
+}
+
+// assertRenewed checks that every leaf certificate seen before has a later NotAfter now.
+func assertRenewed(t *testing.T, before, after map[string]certRow) {
+	t.Helper()
+	renewed, hosts := 0, map[string]bool{}
+	for k, b := range before {
+		if b.IsCA || b.Err != "" {
+			continue
+		}
+		a, ok := after[k]
+		switch {
+		case !ok:
+			t.Errorf("%s: gone after the renewal", k)
+		case a.Err != "":
+			t.Errorf("%s: %s after the renewal", k, a.Err)
+		case !a.NotAfter.After(b.NotAfter):
+			t.Errorf("%s: NotAfter %s not renewed (was %s)", k, a.NotAfter.Format(time.RFC3339), b.NotAfter.Format(time.RFC3339))
+		default:
+			renewed++
+			hosts[a.Host] = true
+		}
+	}
+	fmt.Printf("FIGURE certs-renewed: %d leaf certificates on %d hosts (bastion included)\n", renewed, len(hosts))
+}
+
+// TestCertsRenewHA: an HA cluster with 2h leaves; the scheduled job (threshold 3h) renews
+// every leaf on every host one master at a time while a probe through the VIP sees no
+// failure, etcd keeps quorum and every node stays Ready.
+func TestCertsRenewHA(t *testing.T) {
+	e := newLab(t, haHosts...)
+	e.shortLivedInventory(t, vip)
+	r := e.k4t("create", "cluster", "-f", e.inv, "--accept-new-hosts")
+	if r.code != 0 {
+		e.dumpDiagnostics("master1")
+		t.Fatalf("create cluster: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
+	}
+	before, cr := e.checkCerts(t)
+	if cr.code != 0 {
+		t.Fatalf("check-expiration on a fresh cluster: exit %d\n%s\n%s", cr.code, cr.stderr, tail(cr.stdout, 40))
+	}
+	for _, want := range []string{"master1 /etc/kubernetes/super-admin.conf#user/kubernetes-super-admin", "master2 /etc/etcd/pki/peer.crt",
+		"worker2 /var/lib/kubelet/pki/kubelet-client-current.pem", "bastion admin.conf#user/kubernetes-admin"} {
+		if _, ok := before[want]; !ok {
+			t.Errorf("check-expiration has no row %q", want)
+		}
+	}
+	kc := filepath.Join(e.stateDir, "clusters", "lab", "admin.conf")
+	p := startProbe(t, kc, "https://"+vip+":6443")
+	stop := make(chan struct{})
+	minEtcd, minReady, watched := e.watchHealth([]string{"master1", "master2", "master3"}, stop)
+	took := e.runScheduledJob(t, "3h")
+	close(stop)
+	<-watched
+	calls, failures, longest := p.finish()
+	fmt.Printf("FIGURE certs-renew-ha: job %s; probe through the VIP every 200ms: %d calls, %d failures, longest gap %s\n",
+		took.Round(time.Second), calls, len(failures), longest.Round(time.Millisecond))
+	fmt.Printf("FIGURE certs-renew-ha: fewest healthy etcd members %d/3, fewest Ready nodes %d/5\n", *minEtcd, *minReady)
+	if len(failures) > 0 {
+		t.Errorf("%d API call(s) through the VIP failed during the renewal:\n%s", len(failures), strings.Join(failures, "\n"))
+	}
+	if *minEtcd < 2 {
+		t.Errorf("etcd lost quorum: %d healthy member(s) at one point", *minEtcd)
+	}
+	if *minReady < 5 {
+		t.Errorf("only %d node(s) Ready at one point", *minReady)
+	}
+	after, ar := e.checkCerts(t)
+	if ar.code != 0 {
+		t.Errorf("check-expiration after the renewal: exit %d\n%s", ar.code, ar.stderr)
+	}
+	assertRenewed(t, before, after)
+	if out, err := e.etcdctl("master1", "endpoint health -w simple"); err != nil || strings.Count(out, "is healthy") != 3 {
+		t.Errorf("etcd after the renewal: %v\n%s", err, out)
+	}
+	if _, err := e.kubectl("get", "--raw", "/readyz"); err != nil {
+		t.Errorf("the refreshed bastion kubeconfig does not work: %v", err)
+	}
+	// A second run finds nothing within 1h and touches nothing.
+	if r := e.k4t("certs", "renew", "--if-expiring-within", "1h", "-f", e.inv); r.code != 0 || !strings.Contains(r.stdout, "nothing to renew") {
+		t.Errorf("renew with nothing expiring: exit %d\n%s", r.code, tail(r.stdout, 10))
+	}
+}
+
+// TestCertsRenewLightweight: one master, one worker, no slb: the same renewal; the API
+// blip while the only kube-apiserver and etcd restart is measured and printed.
+func TestCertsRenewLightweight(t *testing.T) {
+	e := newLab(t, "master1", "worker1")
+	e.shortLivedInventory(t, "")
+	r := e.k4t("create", "cluster", "-f", e.inv, "--accept-new-hosts")
+	if r.code != 0 {
+		t.Fatalf("create lightweight cluster: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
+	}
+	before, cr := e.checkCerts(t)
+	if cr.code != 0 {
+		t.Fatalf("check-expiration: exit %d\n%s", cr.code, tail(cr.stdout, 40))
+	}
+	kc := filepath.Join(e.stateDir, "clusters", "lab", "admin.conf")
+	p := startProbe(t, kc, "https://10.77.0.11:6443")
+	took := e.runScheduledJob(t, "3h")
+	calls, failures, longest := p.finish()
+	fmt.Printf("FIGURE certs-renew-lightweight: job %s; probe every 200ms: %d calls, %d failures, API blip (longest gap) %s\n",
+		took.Round(time.Second), calls, len(failures), longest.Round(time.Millisecond))
+	after, ar := e.checkCerts(t)
+	if ar.code != 0 {
+		t.Errorf("check-expiration after the renewal: exit %d\n%s", ar.code, ar.stderr)
+	}
+	assertRenewed(t, before, after)
+	nodes := e.mustKubectl("get", "nodes", "--no-headers")
+	if n := strings.Count(nodes, " Ready "); n != 2 {
+		t.Errorf("%d nodes Ready after the renewal, want 2:\n%s", n, nodes)
+	}
+}
