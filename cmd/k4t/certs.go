@@ -284,6 +284,7 @@ then runs the renewal roll so every component reloads them, one master at a time
 func scheduleCmd(g *globalFlags) *cobra.Command {
 	var file string
 	var remove, status bool
+	var fallback time.Duration
 	every := 24 * time.Hour
 	before := 30 * 24 * time.Hour
 	c := &cobra.Command{
@@ -309,8 +310,27 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 			sch := &phases.Scheduler{}
 			ctx := cmdContext(cmd)
 			out := cmd.OutOrStdout()
+			// withRun connects to the masters for the node-side fallback.
+			withRun := func(fn func(r *phases.Run) error) error {
+				s, r, err := certsSession(cmd, g, file, false)
+				if err != nil {
+					return err
+				}
+				defer s.close()
+				defer r.Journal.Close()
+				return fn(r)
+			}
 			switch {
 			case remove:
+				if phases.NodeFallbackRecorded(st) {
+					if err := withRun(func(r *phases.Run) error { return phases.RemoveNodeFallback(ctx, r) }); err != nil {
+						return err
+					}
+					if err := phases.RecordNodeFallback(st, 0); err != nil {
+						return err
+					}
+					fmt.Fprintln(out, "removed the node-side fallback timer from every master")
+				}
 				removed, err := sch.Remove(ctx, st, cl.Metadata.Name)
 				if err != nil {
 					return err
@@ -347,6 +367,18 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 			if err != nil {
 				return err
 			}
+			if fallback > 0 {
+				if fallback >= before {
+					return usagef("--node-fallback %s must be shorter than --renew-before %s, so the bastion's roll normally comes first", fallback, before)
+				}
+				if err := withRun(func(r *phases.Run) error { return phases.InstallNodeFallback(ctx, r, fallback) }); err != nil {
+					return err
+				}
+				if err := phases.RecordNodeFallback(st, fallback); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "installed the node-side fallback on every master: a daily timer renews kubeadm's certificates there when they expire within %s\n", v1alpha1.Duration{Duration: fallback})
+			}
 			in := phases.CertsJobInput(st, cl.Metadata.Name, bin, root, inv, every, before)
 			info, warning, err := sch.Install(ctx, st, in)
 			if err != nil {
@@ -366,6 +398,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 	c.Flags().Var(durationFlag{&before}, "renew-before", "renew when a certificate expires within this (e.g. 30d)")
 	c.Flags().BoolVar(&remove, "remove", false, "take the schedule away")
 	c.Flags().BoolVar(&status, "status", false, "show the schedule, its next run and the last result")
+	c.Flags().Var(durationFlag{&fallback}, "node-fallback", "also install on every master a daily timer (each master at its own hour) that renews kubeadm's certificates there when they expire within this (e.g. 14d) — for when the bastion stays off")
 	return c
 }
 
@@ -386,6 +419,9 @@ func printScheduleStatus(cmd *cobra.Command, output string, s *phases.ScheduleSt
 			next = "unknown"
 		}
 		fmt.Fprintf(out, "next run: %s\n", next)
+	}
+	if s.Info != nil && s.Info.NodeFallback != "" {
+		fmt.Fprintf(out, "masters:  node-side fallback timer renews kubeadm's certificates within %s\n", s.Info.NodeFallback)
 	}
 	if s.Last == nil {
 		fmt.Fprintln(out, "last run: never")

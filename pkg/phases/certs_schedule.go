@@ -16,6 +16,7 @@ import (
 
 	"k4t.io/k4t/pkg/state"
 	"k4t.io/k4t/pkg/templates"
+	"k4t.io/k4t/pkg/transport"
 )
 
 // Scheduler installs, removes and reports the scheduled certificate renewal on the bastion
@@ -41,12 +42,14 @@ const (
 
 // ScheduleInfo is what `k4t certs schedule` installed, kept in the state dir.
 type ScheduleInfo struct {
-	Kind        string    `json:"kind"`
-	Files       []string  `json:"files"`
-	Every       string    `json:"every"`
-	RenewBefore string    `json:"renewBefore"`
-	Schedule    string    `json:"schedule,omitempty"` // cron fields
-	Installed   time.Time `json:"installed"`
+	Kind        string   `json:"kind"`
+	Files       []string `json:"files"`
+	Every       string   `json:"every"`
+	RenewBefore string   `json:"renewBefore"`
+	Schedule    string   `json:"schedule,omitempty"` // cron fields
+	// NodeFallback is the threshold of the masters' own timers, when installed.
+	NodeFallback string    `json:"nodeFallback,omitempty"`
+	Installed    time.Time `json:"installed"`
 }
 
 // JobResult is what the job script writes after each run.
@@ -139,6 +142,12 @@ func (s *Scheduler) Install(ctx context.Context, st *state.Dir, in templates.Cer
 	}
 	name := templates.CertsUnitName(in.Cluster)
 	info = &ScheduleInfo{Every: templates.FormatDays(in.Every), RenewBefore: templates.FormatDays(in.RenewBefore), Installed: time.Now().UTC()}
+	if b, err := os.ReadFile(certsInfoPath(st)); err == nil {
+		var old ScheduleInfo
+		if json.Unmarshal(b, &old) == nil {
+			info.NodeFallback = old.NodeFallback
+		}
+	}
 	if init := s.initName(); init == "systemd" {
 		svc, err := templates.CertsService(in)
 		if err != nil {
@@ -236,7 +245,7 @@ func (s *Scheduler) Status(ctx context.Context, st *state.Dir, cluster string, n
 		if err := json.Unmarshal(b, &info); err != nil {
 			return nil, fmt.Errorf("certs / schedule: %s: %w — remove it with --remove and install again", certsInfoPath(st), err)
 		}
-		out.Info, out.Installed = &info, true
+		out.Info, out.Installed = &info, info.Kind != ""
 		name := templates.CertsUnitName(cluster)
 		switch info.Kind {
 		case ScheduleSystemd:
@@ -320,4 +329,107 @@ func cronField(field string, v, lo, hi int) bool {
 		from = x
 	}
 	return v >= from && v <= to && (v-from)%step == 0
+}
+
+// InstallNodeFallback puts the node-side fallback on every master: a script and a daily
+// timer, each master at its own hour (see templates.CertsFallbackInput). Masters are
+// changed in parallel: nothing restarts now.
+func InstallNodeFallback(ctx context.Context, r *Run, before time.Duration) error {
+	masters := r.Cluster.Masters()
+	e := &Engine{Run: r}
+	var plans []*HostPlan
+	for _, m := range masters {
+		plans = append(plans, &HostPlan{HostCtx: &HostCtx{Host: m, Run: r}})
+	}
+	return e.forEach(ctx, plans, func(ctx context.Context, pl *HostPlan) error {
+		conn, err := r.Connect(ctx, pl.Host)
+		if err != nil {
+			return err
+		}
+		pl.Conn = conn
+		idx := 0
+		for i, m := range masters {
+			if m.Name == pl.Name() {
+				idx = i
+			}
+		}
+		in := templates.CertsFallbackInput{Before: before, Index: idx, Count: len(masters), Seed: r.Cluster.Metadata.Name}
+		script, err := templates.CertsFallbackScript(in)
+		if err != nil {
+			return err
+		}
+		svc, err := templates.CertsFallbackService(in)
+		if err != nil {
+			return err
+		}
+		tmr, err := templates.CertsFallbackTimer(in)
+		if err != nil {
+			return err
+		}
+		unitChanged := false
+		for _, f := range []transport.File{
+			{Path: templates.CertsFallbackScriptPath, Mode: 0o755, Content: script},
+			{Path: templates.SystemdUnitDir + "/" + templates.CertsFallbackUnit + ".service", Mode: 0o644, Content: svc},
+			{Path: templates.SystemdUnitDir + "/" + templates.CertsFallbackUnit + ".timer", Mode: 0o644, Content: tmr},
+		} {
+			c, err := FileChange(ctx, pl.HostCtx, certsPhase, f, FileOpts{})
+			if err != nil {
+				return err
+			}
+			if c != nil {
+				if err := ApplyChange(ctx, r, conn, c); err != nil {
+					return err
+				}
+				unitChanged = unitChanged || strings.HasPrefix(f.Path, templates.SystemdUnitDir)
+			}
+		}
+		cmd := "systemctl enable --now " + templates.CertsFallbackUnit + ".timer"
+		if unitChanged {
+			cmd = "systemctl daemon-reload && systemctl restart " + templates.CertsFallbackUnit + ".timer && " + cmd
+		}
+		return ApplyChange(ctx, r, conn, CommandChange(pl.HostCtx, certsPhase, "enable "+templates.CertsFallbackUnit+".timer", cmd))
+	}, wrapHost(certsPhase))
+}
+
+// RemoveNodeFallback takes the node-side fallback off every master.
+func RemoveNodeFallback(ctx context.Context, r *Run) error {
+	e := &Engine{Run: r}
+	var plans []*HostPlan
+	for _, m := range r.Cluster.Masters() {
+		plans = append(plans, &HostPlan{HostCtx: &HostCtx{Host: m, Run: r}})
+	}
+	u := templates.CertsFallbackUnit
+	cmd := fmt.Sprintf("systemctl disable --now %[1]s.timer 2>/dev/null; rm -f %[2]s/%[1]s.timer %[2]s/%[1]s.service %[3]s && systemctl daemon-reload", u, templates.SystemdUnitDir, templates.CertsFallbackScriptPath)
+	return e.forEach(ctx, plans, func(ctx context.Context, pl *HostPlan) error {
+		conn, err := r.Connect(ctx, pl.Host)
+		if err != nil {
+			return err
+		}
+		return ApplyChange(ctx, r, conn, CommandChange(pl.HostCtx, certsPhase, "remove "+u+".timer", cmd))
+	}, wrapHost(certsPhase))
+}
+
+// RecordNodeFallback notes in the schedule's info that masters carry the fallback (so
+// --remove knows to take it away); before == 0 clears it.
+func RecordNodeFallback(st *state.Dir, before time.Duration) error {
+	var info ScheduleInfo
+	if b, err := os.ReadFile(certsInfoPath(st)); err == nil {
+		_ = json.Unmarshal(b, &info)
+	}
+	info.NodeFallback = ""
+	if before > 0 {
+		info.NodeFallback = templates.FormatDays(before)
+	}
+	b, _ := json.MarshalIndent(info, "", "  ")
+	return st.WriteFile(certsInfoPath(st), append(b, '\n'), 0o600)
+}
+
+// NodeFallbackRecorded says whether the masters carry the fallback.
+func NodeFallbackRecorded(st *state.Dir) bool {
+	b, err := os.ReadFile(certsInfoPath(st))
+	if err != nil {
+		return false
+	}
+	var info ScheduleInfo
+	return json.Unmarshal(b, &info) == nil && info.NodeFallback != ""
 }

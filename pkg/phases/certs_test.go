@@ -520,3 +520,51 @@ func TestRenewCAsKeepsKeysAndPushes(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeFallbackOnEveryMaster(t *testing.T) {
+	cc := newCertCluster(t, "slb1", "master1", "master2", "master3", "worker1")
+	if err := InstallNodeFallback(context.Background(), cc.run, 14*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	hours := map[string]bool{}
+	for _, m := range []string{"master1", "master2", "master3"} {
+		f := cc.fakes[m]
+		tmr, ok := f.File(templates.SystemdUnitDir + "/" + templates.CertsFallbackUnit + ".timer")
+		if !ok {
+			t.Fatalf("%s: no timer", m)
+		}
+		for _, l := range strings.Split(string(tmr.Content), "\n") {
+			if strings.HasPrefix(l, "OnCalendar=") {
+				hours[strings.Fields(l)[1][:2]] = true
+			}
+		}
+		if s, ok := f.File(templates.CertsFallbackScriptPath); !ok || s.Mode.Perm() != 0o755 {
+			t.Errorf("%s: script %v", m, s.Mode)
+		}
+		if cmds := strings.Join(f.Commands(), "\n"); !strings.Contains(cmds, "systemctl daemon-reload && systemctl restart k4t-certs-fallback.timer && systemctl enable --now k4t-certs-fallback.timer") {
+			t.Errorf("%s ran:\n%s", m, cmds)
+		}
+	}
+	if len(hours) != 3 {
+		t.Errorf("masters share an hour: %v", hours)
+	}
+	for _, h := range []string{"slb1", "worker1"} {
+		if _, ok := cc.fakes[h].File(templates.CertsFallbackScriptPath); ok {
+			t.Errorf("%s got the fallback", h)
+		}
+	}
+	if err := RemoveNodeFallback(context.Background(), cc.run); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(cc.fakes["master2"].Commands(), "\n"), "systemctl disable --now k4t-certs-fallback.timer") {
+		t.Error("not removed")
+	}
+	st := cc.run.State
+	if NodeFallbackRecorded(st) {
+		t.Error("recorded before RecordNodeFallback")
+	}
+	RecordNodeFallback(st, 14*24*time.Hour)
+	if !NodeFallbackRecorded(st) {
+		t.Error("not recorded")
+	}
+}

@@ -193,3 +193,82 @@ func CronSchedule(every time.Duration, seed string) (string, error) {
 		return fmt.Sprintf("%d %d */%d * *", minute, hour, n), nil
 	}
 }
+
+// Where the node-side fallback lives on each master.
+const (
+	CertsFallbackScriptPath = "/etc/kubernetes/k4t/certs-fallback.sh"
+	CertsFallbackUnit       = "k4t-certs-fallback"
+)
+
+// CertsFallbackInput is the node-side fallback of one master: a daily timer that renews
+// kubeadm's certificates there when they expire within Before.
+type CertsFallbackInput struct {
+	// Before is the threshold; keep it below the bastion's --renew-before so the bastion's
+	// roll normally comes first.
+	Before time.Duration
+	// Index and Count place this master's daily run: Count masters are spread over the day
+	// (24h/Count apart), so two never restart at once.
+	Index, Count int
+	// Seed spreads the minute (the cluster name).
+	Seed string
+	// APIServerPort; default 6443.
+	APIServerPort int
+}
+
+type fallbackView struct {
+	Before, Cert, Paused, Manifests, Crictl, Script, At string
+	Seconds                                             int64
+	Port                                                int
+}
+
+func (in CertsFallbackInput) view() (fallbackView, error) {
+	p := problems{what: "certs node fallback"}
+	if in.Before < time.Hour {
+		p.add("Before: %s is under an hour", in.Before)
+	}
+	if in.Count < 1 || in.Index < 0 || in.Index >= in.Count {
+		p.add("Index %d / Count %d: need 0 <= Index < Count", in.Index, in.Count)
+	}
+	port := orDefault(in.APIServerPort, 6443)
+	p.port("APIServerPort", port)
+	if err := p.err(); err != nil {
+		return fallbackView{}, err
+	}
+	h := fnv.New32a()
+	h.Write([]byte(in.Seed))
+	sum := h.Sum32()
+	hour := (int(sum/60)%24 + in.Index*24/in.Count) % 24
+	return fallbackView{
+		Before: FormatDays(in.Before), Seconds: int64(in.Before / time.Second),
+		Cert: "/etc/kubernetes/pki/apiserver.crt", Paused: "/etc/kubernetes/k4t/paused-manifests",
+		Manifests: "/etc/kubernetes/manifests", Crictl: "crictl --runtime-endpoint unix://" + ContainerdSocket,
+		Script: CertsFallbackScriptPath, At: fmt.Sprintf("%02d:%02d", hour, sum%60), Port: port,
+	}, nil
+}
+
+// CertsFallbackScript renders the script (0755 at CertsFallbackScriptPath).
+func CertsFallbackScript(in CertsFallbackInput) ([]byte, error) {
+	v, err := in.view()
+	if err != nil {
+		return nil, err
+	}
+	return render("k4t-certs-fallback.sh.tmpl", v)
+}
+
+// CertsFallbackService renders /etc/systemd/system/k4t-certs-fallback.service.
+func CertsFallbackService(in CertsFallbackInput) ([]byte, error) {
+	v, err := in.view()
+	if err != nil {
+		return nil, err
+	}
+	return render("k4t-certs-fallback.service.tmpl", v)
+}
+
+// CertsFallbackTimer renders /etc/systemd/system/k4t-certs-fallback.timer.
+func CertsFallbackTimer(in CertsFallbackInput) ([]byte, error) {
+	v, err := in.view()
+	if err != nil {
+		return nil, err
+	}
+	return render("k4t-certs-fallback.timer.tmpl", v)
+}

@@ -27,9 +27,20 @@ func TestCertsScheduleGolden(t *testing.T) {
 	cases := map[string]func(CertsJobInput) ([]byte, error){
 		"certs-job.sh": CertsJob, "k4t-certs-lab.service": CertsService, "k4t-certs-lab.timer": CertsTimer, "k4t-certs-lab.cron": CertsCron,
 	}
-	for file, fn := range cases {
+	fb := CertsFallbackInput{Before: 14 * 24 * time.Hour, Index: 1, Count: 3, Seed: "lab"}
+	fallback := map[string]func(CertsFallbackInput) ([]byte, error){
+		"certs-fallback.sh": CertsFallbackScript, "k4t-certs-fallback.service": CertsFallbackService, "k4t-certs-fallback-master2.timer": CertsFallbackTimer,
+	}
+	all := map[string]func() ([]byte, error){}
+	for f, fn := range cases {
+		all[f] = func() ([]byte, error) { return fn(in) }
+	}
+	for f, fn := range fallback {
+		all[f] = func() ([]byte, error) { return fn(fb) }
+	}
+	for file, fn := range all {
 		t.Run(file, func(t *testing.T) {
-			got, err := fn(in)
+			got, err := fn()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -179,5 +190,37 @@ func TestCertsUnitsVerify(t *testing.T) {
 	out, err := exec.Command(sa, "verify", "--man=no", filepath.Join(dir, "k4t-certs-lab.timer"), filepath.Join(dir, "k4t-certs-lab.service")).CombinedOutput()
 	if err != nil && strings.Contains(string(out), "k4t-certs") {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// Masters' daily fallback runs are spread over the day, never in the same hour.
+func TestCertsFallbackStaggered(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		tmr, err := CertsFallbackTimer(CertsFallbackInput{Before: 14 * 24 * time.Hour, Index: i, Count: 3, Seed: "lab"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := ""
+		for _, l := range strings.Split(string(tmr), "\n") {
+			if strings.HasPrefix(l, "OnCalendar=") {
+				line = l
+			}
+		}
+		hour := strings.Fields(line)[1][:2]
+		if seen[hour] {
+			t.Errorf("two masters run at hour %s", hour)
+		}
+		seen[hour] = true
+	}
+	if _, err := CertsFallbackTimer(CertsFallbackInput{Before: time.Minute, Index: 3, Count: 3}); err == nil {
+		t.Error("bad input accepted")
+	}
+	script, _ := CertsFallbackScript(CertsFallbackInput{Before: 14 * 24 * time.Hour, Index: 0, Count: 1})
+	if out, err := exec.Command("sh", "-n", "-c", string(script)).CombinedOutput(); err != nil {
+		t.Errorf("sh -n: %v %s", err, out)
+	}
+	if !strings.Contains(string(script), "-checkend 1209600 ") {
+		t.Error("threshold not in seconds")
 	}
 }
