@@ -108,7 +108,9 @@ has an error or is expired; a CA within --ca-warn of its end is a warning.`,
 func reportExpiry(cmd *cobra.Command, output string, rows []certs.Expiry, caWarn time.Duration) error {
 	warn := map[int]string{}
 	for i, r := range rows {
-		if r.IsCA && r.Err == "" && r.Left > 0 && r.Left < caWarn {
+		// k4t's CAs (ca.crt, front-proxy-ca.crt, etcd/ca.crt); not kubelet's self-signed
+		// serving CA (renewed with kubelet-serving) nor copies embedded in kubeconfigs.
+		if r.IsCA && r.Err == "" && r.Left > 0 && r.Left < caWarn && strings.HasSuffix(r.Name, "ca.crt") {
 			warn[i] = fmt.Sprintf("CA expires in %s — extend it with `k4t certs renew-ca`", humanDuration(r.Left))
 		}
 	}

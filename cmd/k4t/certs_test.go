@@ -149,3 +149,31 @@ func TestCertsUsage(t *testing.T) {
 		t.Errorf("status: exit %d\n%s", code, out)
 	}
 }
+
+func TestCAWarning(t *testing.T) {
+	now := time.Now()
+	rows := []certs.Expiry{
+		{Host: "m1", Name: "/etc/kubernetes/pki/ca.crt", IsCA: true, NotAfter: now.Add(100 * 24 * time.Hour), Left: 100 * 24 * time.Hour},
+		{Host: "m1", Name: "/var/lib/kubelet/pki/kubelet.crt[2]", IsCA: true, NotAfter: now.Add(300 * 24 * time.Hour), Left: 300 * 24 * time.Hour},
+		{Host: "m1", Name: "/etc/kubernetes/pki/apiserver.crt", CA: "/etc/kubernetes/pki/ca.crt", NotAfter: now.Add(time.Hour), Left: time.Hour},
+	}
+	for _, output := range []string{"text", "json"} {
+		root := newRootCmd()
+		var out, errb bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&errb)
+		if err := reportExpiry(root, output, rows, 365*24*time.Hour); err != nil {
+			t.Errorf("%s: %v", output, err)
+		}
+		all := out.String() + errb.String()
+		if strings.Count(all, "k4t certs renew-ca") != 1 || !strings.Contains(all, "pki/ca.crt") {
+			t.Errorf("%s: want one CA warning:\n%s", output, all)
+		}
+	}
+	rows[2].Left, rows[2].NotAfter = -time.Minute, now.Add(-time.Minute)
+	quiet := newRootCmd()
+	quiet.SetOut(io.Discard)
+	if err := reportExpiry(quiet, "json", rows, time.Hour); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("expired leaf: %v", err)
+	}
+}
