@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -147,6 +148,14 @@ func RenewCerts(ctx context.Context, r *Run, o RenewOptions) (*RenewResult, erro
 			return res, err
 		}
 		if err := rn.host(ctx, h); err != nil {
+			// Health gates borrowed from other phases name their phase; this is "certs".
+			var pe *Error
+			if errors.As(err, &pe) {
+				pe.Phase = certsPhase
+				if pe.Host == "" {
+					pe.Host = h.Name
+				}
+			}
 			return res, wrapPhase(certsPhase, h.Name, err)
 		}
 		res.Renewed = append(res.Renewed, h.Name)

@@ -568,3 +568,40 @@ func TestNodeFallbackOnEveryMaster(t *testing.T) {
 		t.Error("not recorded")
 	}
 }
+
+func TestRenewFailureNamesCertsPhase(t *testing.T) {
+	cc := newCertCluster(t, "master1")
+	cc.failOn["master1"] = "kubectl --kubeconfig"
+	_, err := RenewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"scheduler.conf"}, Poll: time.Millisecond, ReadyTimeout: 10 * time.Millisecond})
+	if err == nil || !strings.HasPrefix(err.Error(), "master1 / certs: ") || !strings.Contains(err.Error(), "not ready") {
+		t.Errorf("err %v", err)
+	}
+	// the paused scheduler manifest went back although the roll failed later
+	if !strings.Contains(strings.Join(cc.log, "\n"), "master1: restore pods") {
+		t.Errorf("log %v", cc.log)
+	}
+}
+
+func TestPausedManifestsGoBackOnFailure(t *testing.T) {
+	cc := newCertCluster(t, "master1")
+	// crictl answers the first call (before pausing) from the fake, then fails: wait times out.
+	calls := 0
+	f := cc.fakes["master1"]
+	next := f.OnRun
+	f.OnRun = func(cmd transport.Cmd) (transport.Result, error) {
+		if strings.HasPrefix(cmd.Command, crictl) {
+			calls++
+			if calls > 1 {
+				return transport.Result{}, fmt.Errorf("crictl: runtime not answering")
+			}
+		}
+		return next(cmd)
+	}
+	_, err := RenewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"scheduler.conf"}, Poll: time.Millisecond, PodGoneTimeout: 20 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "runtime not answering") {
+		t.Fatalf("err %v", err)
+	}
+	if cc.paused["master1/kube-scheduler"] {
+		t.Errorf("kube-scheduler's manifest left aside after the failure; log %v", cc.log)
+	}
+}
