@@ -125,19 +125,21 @@ func reportExpiry(cmd *cobra.Command, output string, rows []certs.Expiry, caWarn
 		}
 	}
 	var bad []string
+	errored := false
 	for _, r := range rows {
 		if p := phases.ExpiryProblem(r); p != "" {
 			bad = append(bad, fmt.Sprintf("%s: %s: %s", r.Host, r.Name, p))
+			errored = errored || r.Err != ""
 		}
 	}
-	if len(bad) > 0 {
-		more := ""
-		if len(bad) > 1 {
-			more = fmt.Sprintf(" (and %d more)", len(bad)-1)
-		}
-		return fmt.Errorf("%s%s — renew with `k4t certs renew --all`, or run `k4t apply` to restore missing files", bad[0], more)
+	if len(bad) == 0 {
+		return nil
 	}
-	return nil
+	hint := "renew with `k4t certs renew --all -f hosts.yaml`"
+	if errored {
+		hint = "fix the rows marked ERROR (`k4t apply` restores missing files), then renew what expired"
+	}
+	return fmt.Errorf("%d problem(s), first: %s\n%s", len(bad), bad[0], hint)
 }
 
 func printExpiry(cmd *cobra.Command, output string, rows []certs.Expiry, warn map[int]string) error {
