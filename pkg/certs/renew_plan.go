@@ -74,14 +74,3 @@ func NeedsRenewal(rows []Expiry, d time.Duration) (bool, []string) {
 	}
 	return len(which) > 0, which
 }
-
-// CAsExpiringWithin lists the CA rows that expire within d.
-func CAsExpiringWithin(rows []Expiry, d time.Duration) []Expiry {
-	var out []Expiry
-	for _, r := range rows {
-		if r.IsCA && r.Err == "" && r.Left < d {
-			out = append(out, r)
-		}
-	}
-	return out
-}
