@@ -34,8 +34,10 @@ func (e *ChecksumError) Error() string {
 // sha256, downloading URL artifacts once into CacheDir. Safe for concurrent use.
 type Store struct {
 	manifest *Manifest
-	cacheDir string
 	client   *http.Client
+
+	cacheOnce sync.Once
+	cacheDir  string // empty until first needed: DefaultDownloadDir()
 
 	mu       sync.Mutex
 	locks    map[string]*sync.Mutex // per artifact name: one download at a time
@@ -58,11 +60,8 @@ type StoreOption func(*Store)
 func WithHTTPClient(c *http.Client) StoreOption { return func(s *Store) { s.client = c } }
 
 // NewStore returns a store for m that keeps downloads in cacheDir
-// (DefaultDownloadDir() when empty).
+// (DefaultDownloadDir(), chosen at the first URL artifact, when empty).
 func NewStore(m *Manifest, cacheDir string, opts ...StoreOption) *Store {
-	if cacheDir == "" {
-		cacheDir = DefaultDownloadDir()
-	}
 	s := &Store{manifest: m, cacheDir: cacheDir, client: http.DefaultClient,
 		locks: map[string]*sync.Mutex{}, verified: map[string]fileKey{}}
 	for _, o := range opts {
@@ -172,6 +171,11 @@ func (s *Store) cachePath(a *Artifact) string {
 	if u, err := url.Parse(a.URL); err == nil && path.Base(u.Path) != "/" && path.Base(u.Path) != "." {
 		base = path.Base(u.Path)
 	}
+	s.cacheOnce.Do(func() {
+		if s.cacheDir == "" {
+			s.cacheDir = DefaultDownloadDir()
+		}
+	})
 	return filepath.Join(s.cacheDir, a.SHA256, base)
 }
 
