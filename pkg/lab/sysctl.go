@@ -12,11 +12,16 @@ import (
 
 // globalSysctls are set on the machine while the lab is up: kubelet inside a
 // host finds them right and writes nothing (it cannot: /proc/sys is read-only
-// there). They are global, so Down restores the saved values.
+// there). The inotify limits are per user and every host's root is the
+// machine's root: with the default 128 instances, the kubelets of a 7-host
+// lab fail with "inotify_init: too many open files". They are global, so
+// Down restores the saved values.
 var globalSysctls = map[string]string{
-	"vm.overcommit_memory": "1",
-	"kernel.panic":         "10",
-	"kernel.panic_on_oops": "1",
+	"vm.overcommit_memory":          "1",
+	"kernel.panic":                  "10",
+	"kernel.panic_on_oops":          "1",
+	"fs.inotify.max_user_instances": "8192",
+	"fs.inotify.max_user_watches":   "1048576",
 }
 
 func sysctlFile(key string) string {

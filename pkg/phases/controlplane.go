@@ -170,6 +170,7 @@ func initConfig(r *Run, h *v1alpha1.Host) ([]byte, error) {
 		PodSubnet:            c.Spec.Kubernetes.PodCIDR, ServiceSubnet: c.Spec.Kubernetes.ServiceCIDR, DNSDomain: c.Spec.Kubernetes.ClusterDomain,
 		EtcdEndpoints: eps, CertSANs: sans, DNSImageTag: dnsTag,
 		BootstrapToken: tok, BootstrapTokenTTL: 24 * time.Hour,
+		CertificateValidity: c.Spec.Certificates.Validity.Duration,
 		Kubelet: templates.KubeletSettings{CgroupDriver: driver, FailCgroupV1: k.FailCgroupV1, EvictionHard: k.EvictionHard,
 			ImageGCHighThresholdPercent: k.ImageGCHighThresholdPercent, ImageGCLowThresholdPercent: k.ImageGCLowThresholdPercent},
 	})

@@ -33,22 +33,50 @@ func (*Network) Title() string                 { return "Network: pod networking
 func (*Network) Hosts(r *Run) []*v1alpha1.Host { return kubeNodes(r) }
 
 // nodeNets reads every node's podCIDR and internal IP from the API, once.
+// kube-controller-manager assigns a podCIDR just after a node registers, so
+// on apply it waits (up to podCIDRWait) until every node has one.
 func (p *Network) nodeNets(ctx context.Context, r *Run) (map[string]nodeNet, error) {
 	p.once.Do(func() {
-		out, err := kubectl(ctx, r, `get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}'`)
-		if err != nil {
-			p.err = fmt.Errorf("reading nodes' podCIDRs: %w", err)
-			return
-		}
-		p.nodes = map[string]nodeNet{}
-		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-			f := strings.Fields(l)
-			if len(f) == 3 {
-				p.nodes[f[0]] = nodeNet{podCIDR: f[1], ip: f[2]}
+		deadline := time.Now().Add(podCIDRWait)
+		for {
+			p.nodes, p.err = readNodeNets(ctx, r)
+			if p.err != nil || r.DryRun || allHavePodCIDR(p.nodes, kubeNodes(r)) || time.Now().After(deadline) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				p.err = ctx.Err()
+				return
+			case <-time.After(2 * time.Second):
 			}
 		}
 	})
 	return p.nodes, p.err
+}
+
+const podCIDRWait = 90 * time.Second
+
+func readNodeNets(ctx context.Context, r *Run) (map[string]nodeNet, error) {
+	out, err := kubectl(ctx, r, `get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}'`)
+	if err != nil {
+		return nil, fmt.Errorf("reading nodes' podCIDRs: %w", err)
+	}
+	nodes := map[string]nodeNet{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(l); len(f) == 3 {
+			nodes[f[0]] = nodeNet{podCIDR: f[1], ip: f[2]}
+		}
+	}
+	return nodes, nil
+}
+
+func allHavePodCIDR(nodes map[string]nodeNet, hosts []*v1alpha1.Host) bool {
+	for _, h := range hosts {
+		if nodes[h.Name].podCIDR == "" {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Network) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
@@ -67,7 +95,7 @@ func (p *Network) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	self, ok := nodes[hc.Name()]
 	if !ok || self.podCIDR == "" {
 		return nil, Errorf(hc.Name(), p.Name(), "check that kube-controller-manager runs with --allocate-node-cidrs (kubeadm sets it from spec.kubernetes.podCIDR)",
-			"node %s has no podCIDR yet", hc.Name())
+			"node %s has no podCIDR after %s", hc.Name(), podCIDRWait)
 	}
 	var out []*Change
 	cni, err := templates.BridgeCNI(templates.BridgeInput{PodCIDR: self.podCIDR})

@@ -43,12 +43,13 @@ func (s *SLB) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 		return nil, err
 	}
 	var out []*Change
-	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "command -v haproxy >/dev/null && command -v keepalived >/dev/null && echo present; true"})
+	// socat speaks to HAProxy's runtime socket (certs renew takes masters out).
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "command -v haproxy >/dev/null && command -v keepalived >/dev/null && command -v socat >/dev/null && echo present; true"})
 	if err != nil {
 		return nil, err
 	}
 	if !strings.Contains(string(res.Stdout), "present") {
-		pc, err := installPackages(hc, f, "haproxy", "keepalived")
+		pc, err := installPackages(hc, f, "haproxy", "keepalived", "socat")
 		if err != nil {
 			return nil, err
 		}

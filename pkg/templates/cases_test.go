@@ -71,6 +71,7 @@ func haInit() KubeadmInput {
 		DNSImageTag:          "v1.14.6",
 		BootstrapToken:       token,
 		BootstrapTokenTTL:    2 * time.Hour,
+		CertificateValidity:  2 * time.Hour,
 		Kubelet:              labKubelet(),
 	}
 }

@@ -90,6 +90,9 @@ type KubeadmInput struct {
 	// kubeadm's 24h) bounds it.
 	BootstrapToken    string
 	BootstrapTokenTTL time.Duration
+	// CertificateValidity of the leaf certificates kubeadm issues (its own
+	// default is one year); zero keeps kubeadm's.
+	CertificateValidity time.Duration
 	// Kubelet is the cluster-wide KubeletConfiguration.
 	Kubelet KubeletSettings
 }
@@ -251,6 +254,9 @@ func KubeadmInit(in KubeadmInput) ([]byte, error) {
 	if in.BootstrapToken != "" && !tokenRE.MatchString(in.BootstrapToken) {
 		p.add("BootstrapToken: not of the form [a-z0-9]{6}.[a-z0-9]{16}")
 	}
+	if in.CertificateValidity < 0 {
+		p.add("CertificateValidity: %s is negative", in.CertificateValidity)
+	}
 	if in.BootstrapTokenTTL < 0 {
 		p.add("BootstrapTokenTTL: %s is negative", in.BootstrapTokenTTL)
 	}
@@ -298,8 +304,9 @@ func KubeadmInit(in KubeadmInput) ([]byte, error) {
 			CertFile:  KubeadmEtcdClientCert,
 			KeyFile:   KubeadmEtcdClientKey,
 		}},
-		APIServer: kubeadmv1beta4.APIServer{CertSANs: slices.Clone(in.CertSANs)},
-		DNS:       kubeadmv1beta4.DNS{ImageMeta: kubeadmv1beta4.ImageMeta{ImageTag: in.DNSImageTag}},
+		CertificateValidityPeriod: validityPeriod(in.CertificateValidity),
+		APIServer:                 kubeadmv1beta4.APIServer{CertSANs: slices.Clone(in.CertSANs)},
+		DNS:                       kubeadmv1beta4.DNS{ImageMeta: kubeadmv1beta4.ImageMeta{ImageTag: in.DNSImageTag}},
 	}
 
 	kubeletCfg := kubeletv1beta1.KubeletConfiguration{
@@ -430,3 +437,10 @@ func pruneZero(v, zero any, inZero bool) (any, bool) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func validityPeriod(d time.Duration) *metav1.Duration {
+	if d <= 0 {
+		return nil
+	}
+	return &metav1.Duration{Duration: d}
+}
