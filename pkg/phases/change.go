@@ -155,3 +155,31 @@ func firstWord(s string) string {
 	}
 	return s
 }
+
+// Changes collects one host's changes while a phase plans them.
+type Changes struct {
+	hc    *HostCtx
+	phase string
+	List  []*Change
+}
+
+// NewChanges starts an empty list for hc in phase.
+func NewChanges(hc *HostCtx, phase string) *Changes { return &Changes{hc: hc, phase: phase} }
+
+// File plans f (see FileChange) and reports whether the host's copy differs.
+func (cs *Changes) File(ctx context.Context, f transport.File, o FileOpts) (bool, error) {
+	c, err := FileChange(ctx, cs.hc, cs.phase, f, o)
+	if c != nil {
+		cs.List = append(cs.List, c)
+	}
+	return c != nil, err
+}
+
+// Add appends changes, skipping nils.
+func (cs *Changes) Add(changes ...*Change) {
+	for _, c := range changes {
+		if c != nil {
+			cs.List = append(cs.List, c)
+		}
+	}
+}

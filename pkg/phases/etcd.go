@@ -51,21 +51,14 @@ func etcdInput(r *Run, name string) templates.EtcdInput {
 
 func (e *Etcd) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	r := hc.Run
-	var out []*Change
-	add := func(file transport.File, o FileOpts) (bool, error) {
-		c, err := FileChange(ctx, hc, e.Name(), file, o)
-		if c != nil {
-			out = append(out, c)
-		}
-		return c != nil, err
-	}
+	cs := NewChanges(hc, e.Name())
 	binChanged := false
 	for _, name := range []string{"etcd", "etcdctl", "etcdutl"} {
 		f, err := artifactFile(ctx, r, name)
 		if err != nil {
 			return nil, err
 		}
-		ch, err := add(f, FileOpts{Binary: true})
+		ch, err := cs.File(ctx, f, FileOpts{Binary: true})
 		if err != nil {
 			return nil, err
 		}
@@ -86,7 +79,7 @@ func (e *Etcd) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 		if err != nil {
 			return nil, err
 		}
-		ch, err := add(f, o)
+		ch, err := cs.File(ctx, f, o)
 		if err != nil {
 			return nil, err
 		}
@@ -101,11 +94,11 @@ func (e *Etcd) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	envChanged, err := add(transport.File{Path: templates.EtcdEnvPath, Mode: 0o644, Content: env}, FileOpts{})
+	envChanged, err := cs.File(ctx, transport.File{Path: templates.EtcdEnvPath, Mode: 0o644, Content: env}, FileOpts{})
 	if err != nil {
 		return nil, err
 	}
-	unitChanged, err := add(transport.File{Path: etcdUnitPath, Mode: 0o644, Content: unit}, FileOpts{})
+	unitChanged, err := cs.File(ctx, transport.File{Path: etcdUnitPath, Mode: 0o644, Content: unit}, FileOpts{})
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +114,8 @@ func (e *Etcd) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(out, units...), nil
+	cs.Add(units...)
+	return cs.List, nil
 }
 
 // artifactFile resolves an artifact to a verified local file to put at its

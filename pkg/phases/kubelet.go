@@ -19,22 +19,13 @@ func (*Kubelet) Title() string                 { return "Kubelet: kubeadm, kubel
 func (*Kubelet) Hosts(r *Run) []*v1alpha1.Host { return kubeNodes(r) }
 
 func (p *Kubelet) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
-	var out []*Change
-	changed := false
-	add := func(f transport.File, o FileOpts) error {
-		ch, err := FileChange(ctx, hc, p.Name(), f, o)
-		if ch != nil {
-			out = append(out, ch)
-			changed = true
-		}
-		return err
-	}
+	cs := NewChanges(hc, p.Name())
 	for _, name := range []string{"kubeadm", "kubelet", "kubectl"} {
 		f, err := artifactFile(ctx, hc.Run, name)
 		if err != nil {
 			return nil, err
 		}
-		if err := add(f, FileOpts{Binary: true}); err != nil {
+		if _, err := cs.File(ctx, f, FileOpts{Binary: true}); err != nil {
 			return nil, err
 		}
 	}
@@ -46,26 +37,27 @@ func (p *Kubelet) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := add(transport.File{Path: templates.KubeletUnitPath, Mode: 0o644, Content: unit}, FileOpts{}); err != nil {
+	if _, err := cs.File(ctx, transport.File{Path: templates.KubeletUnitPath, Mode: 0o644, Content: unit}, FileOpts{}); err != nil {
 		return nil, err
 	}
-	if err := add(transport.File{Path: templates.KubeletDropInPath, Mode: 0o644, Content: dropIn}, FileOpts{}); err != nil {
+	if _, err := cs.File(ctx, transport.File{Path: templates.KubeletDropInPath, Mode: 0o644, Content: dropIn}, FileOpts{}); err != nil {
 		return nil, err
 	}
+	changed := len(cs.List) > 0
 	st, err := GetUnitState(ctx, hc.Conn, "kubelet")
 	if err != nil {
 		return nil, err
 	}
 	if changed {
-		out = append(out, CommandChange(hc, p.Name(), "systemctl daemon-reload", "systemctl daemon-reload"))
+		cs.Add(CommandChange(hc, p.Name(), "systemctl daemon-reload", "systemctl daemon-reload"))
 	}
 	if !st.Enabled {
 		c := CommandChange(hc, p.Name(), "enable kubelet", "systemctl enable kubelet && mkdir -p /etc/kubernetes/manifests")
 		c.Kind, c.Key = KindUnit, "enable:kubelet"
-		out = append(out, c)
+		cs.Add(c)
 	}
 	if st.Active && changed {
-		out = append(out, RestartChange(hc, "kubelet"))
+		cs.Add(RestartChange(hc, "kubelet"))
 	}
-	return out, nil
+	return cs.List, nil
 }

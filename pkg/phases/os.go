@@ -27,26 +27,20 @@ func (o *OS) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []*Change
-	add := func(c *Change, err error) error {
-		if c != nil {
-			out = append(out, c)
-		}
-		return err
-	}
+	cs := NewChanges(hc, o.Name())
 	name := hc.Name()
-	if err := add(FileChange(ctx, hc, o.Name(), transport.File{Path: "/etc/hostname", Mode: 0o644, Content: []byte(name + "\n")}, FileOpts{})); err != nil {
+	if _, err := cs.File(ctx, transport.File{Path: "/etc/hostname", Mode: 0o644, Content: []byte(name + "\n")}, FileOpts{}); err != nil {
 		return nil, err
 	}
 	if f.Hostname != name {
-		out = append(out, CommandChange(hc, o.Name(), fmt.Sprintf("hostname %s (was %s)", name, f.Hostname), "hostname "+shellQuote(name)))
+		cs.Add(CommandChange(hc, o.Name(), fmt.Sprintf("hostname %s (was %s)", name, f.Hostname), "hostname "+shellQuote(name)))
 	}
 	cur, err := hc.Conn.Get(ctx, "/etc/hosts")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	hosts := etcHosts(cur, hc.Run.Cluster)
-	if err := add(FileChange(ctx, hc, o.Name(), transport.File{Path: "/etc/hosts", Mode: 0o644, Content: hosts}, FileOpts{})); err != nil {
+	if _, err := cs.File(ctx, transport.File{Path: "/etc/hosts", Mode: 0o644, Content: hosts}, FileOpts{}); err != nil {
 		return nil, err
 	}
 	in := templates.SysctlInput{
@@ -58,20 +52,20 @@ func (o *OS) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 		if err != nil {
 			return nil, err
 		}
-		c, err := FileChange(ctx, hc, o.Name(), transport.File{Path: sysctlPath, Mode: 0o644, Content: sysctl}, FileOpts{})
+		changed, err := cs.File(ctx, transport.File{Path: sysctlPath, Mode: 0o644, Content: sysctl}, FileOpts{})
 		if err != nil {
 			return nil, err
 		}
-		if c != nil {
+		if changed {
 			// Only k4t's own file: `sysctl --system` fails on read-only kernel.* keys in containers.
-			out = append(out, c, CommandChange(hc, o.Name(), "sysctl -p "+sysctlPath,
+			cs.Add(CommandChange(hc, o.Name(), "sysctl -p "+sysctlPath,
 				"{ [ -d /proc/sys/net/bridge ] || modprobe br_netfilter || true; } && sysctl -q -p "+sysctlPath))
 		}
 	}
 	if f.Swap > 0 && !hc.Host.HasRole(v1alpha1.RoleSLB) {
-		out = append(out, CommandChange(hc, o.Name(), "swapoff -a (and comment swap out of /etc/fstab)", `swapoff -a && sed -i.k4t-bak '/\sswap\s/s/^[^#]/#&/' /etc/fstab`))
+		cs.Add(CommandChange(hc, o.Name(), "swapoff -a (and comment swap out of /etc/fstab)", `swapoff -a && sed -i.k4t-bak '/\sswap\s/s/^[^#]/#&/' /etc/fstab`))
 	}
-	return out, nil
+	return cs.List, nil
 }
 
 const (

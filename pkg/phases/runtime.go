@@ -57,21 +57,14 @@ func systemdCgroup(c *v1alpha1.Cluster) bool {
 func (p *Runtime) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	r := hc.Run
 	c := r.Cluster
-	var out []*Change
-	add := func(f transport.File, o FileOpts) (bool, error) {
-		ch, err := FileChange(ctx, hc, p.Name(), f, o)
-		if ch != nil {
-			out = append(out, ch)
-		}
-		return ch != nil, err
-	}
+	cs := NewChanges(hc, p.Name())
 	binChanged := false
 	for _, name := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "crictl"} {
 		f, err := artifactFile(ctx, r, name)
 		if err != nil {
 			return nil, err
 		}
-		ch, err := add(f, FileOpts{Binary: true})
+		ch, err := cs.File(ctx, f, FileOpts{Binary: true})
 		if err != nil {
 			return nil, err
 		}
@@ -81,7 +74,7 @@ func (p *Runtime) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, cni...)
+	cs.Add(cni...)
 	pause, err := r.Options.Artifacts.Manifest().Get("pause-image")
 	if err != nil {
 		return nil, err
@@ -93,7 +86,7 @@ func (p *Runtime) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	confChanged, err := add(transport.File{Path: templates.ContainerdConfigPath, Mode: 0o644, Content: conf}, FileOpts{})
+	confChanged, err := cs.File(ctx, transport.File{Path: templates.ContainerdConfigPath, Mode: 0o644, Content: conf}, FileOpts{})
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +94,7 @@ func (p *Runtime) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	unitChanged, err := add(transport.File{Path: containerdUnitPath, Mode: 0o644, Content: unit}, FileOpts{})
+	unitChanged, err := cs.File(ctx, transport.File{Path: containerdUnitPath, Mode: 0o644, Content: unit}, FileOpts{})
 	if err != nil {
 		return nil, err
 	}
@@ -109,12 +102,13 @@ func (p *Runtime) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, units...)
+	cs.Add(units...)
 	imgs, err := p.imageChanges(ctx, hc)
 	if err != nil {
 		return nil, err
 	}
-	return append(out, imgs...), nil
+	cs.Add(imgs...)
+	return cs.List, nil
 }
 
 // imageChanges uploads each image tarball the node lacks in containerd and
