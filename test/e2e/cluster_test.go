@@ -167,8 +167,20 @@ func TestHACluster(t *testing.T) {
 // both worker joins at once, then waiting until every node is Ready.
 func (e *env) bareCriticalPath(t *testing.T) time.Duration {
 	nodes := []string{"master1", "master2", "master3", "worker1", "worker2"}
+	resets := make(chan error, len(nodes))
 	for _, h := range nodes {
-		e.exec(h, "cp -a /etc/kubernetes/pki /root/pki.keep 2>/dev/null; kubeadm reset -f >/dev/null 2>&1; rm -rf /etc/kubernetes/pki; cp -a /root/pki.keep /etc/kubernetes/pki 2>/dev/null; mkdir -p /etc/kubernetes/manifests; true")
+		go func() {
+			out, err := e.tryExecLong(h, "cp -a /etc/kubernetes/pki /root/pki.keep 2>/dev/null; kubeadm reset -f >/dev/null 2>&1; rm -rf /etc/kubernetes/pki; cp -a /root/pki.keep /etc/kubernetes/pki 2>/dev/null; mkdir -p /etc/kubernetes/manifests; true")
+			if err != nil {
+				err = fmt.Errorf("%s: reset: %v %s", h, err, out)
+			}
+			resets <- err
+		}()
+	}
+	for range nodes {
+		if err := <-resets; err != nil {
+			t.Fatal(err)
+		}
 	}
 	out, err := e.etcdctl("master1", "del '' --prefix")
 	if err != nil {
