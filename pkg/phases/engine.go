@@ -88,14 +88,13 @@ func (e *Engine) Execute(ctx context.Context) (*Summary, error) {
 	if r.DryRun {
 		verb = "plan"
 	}
-	if r.Journal != nil && !r.DryRun {
+	if r.State != nil {
+		// What an interrupted run left pending is planned again (and shown by plan).
 		p, err := state.PendingIntents(r.State.Journal())
 		if err != nil {
-			return nil, fmt.Errorf("reading journal: %w", err)
+			return nil, fmt.Errorf("reading the journal: %w", err)
 		}
 		r.pending = p
-	} else if r.State != nil {
-		r.pending, _ = state.PendingIntents(r.State.Journal())
 	}
 	r.Events.Emit(events.Event{Type: events.RunStart, Message: verb})
 	var runErr error
