@@ -188,7 +188,11 @@ func openSession(cmd *cobra.Command, g *globalFlags, file string, acceptNew, sho
 	if g.Output() == "json" {
 		out = events.JSON{W: cmd.OutOrStdout()}
 	} else {
-		out = &events.Text{W: cmd.OutOrStdout(), Verbose: g.Verbose(), ShowDiff: showDiff}
+		width := 0
+		for _, h := range c.Spec.Hosts {
+			width = max(width, len(h.Name))
+		}
+		out = &events.Text{W: cmd.OutOrStdout(), Verbose: g.Verbose(), ShowDiff: showDiff, Width: width}
 	}
 	s.events = events.NewEmitter(s.runID, out, events.JSON{W: s.logFile})
 	keys, err := transport.NewKnownHostsFiles(st.KnownHosts(), acceptNew, userKnownHosts()...)

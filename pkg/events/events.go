@@ -114,17 +114,19 @@ type Text struct {
 	W        io.Writer
 	Verbose  bool
 	ShowDiff bool
-	width    int
+	// Width of the host column; set it to the longest host name so the
+	// column does not shift as hosts appear.
+	Width int
 }
 
 func (t *Text) prefix(host string) string {
-	if len(host) > t.width {
-		t.width = len(host)
+	if len(host) > t.Width {
+		t.Width = len(host)
 	}
 	if host == "" {
 		return ""
 	}
-	return fmt.Sprintf("%-*s | ", t.width, host)
+	return fmt.Sprintf("%-*s | ", t.Width, host)
 }
 
 func (t *Text) Emit(ev Event) {
