@@ -40,18 +40,26 @@ func (f *runFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.merge, "merge-kubeconfig", false, "merge the admin kubeconfig into ~/.kube/config (or $KUBECONFIG)")
 }
 
+// pipelineCmd is a command that runs the phases: create cluster, apply
+// (dryRun false) or plan (dryRun true).
+func pipelineCmd(g *globalFlags, use, short, long string, dryRun bool) *cobra.Command {
+	var f runFlags
+	c := &cobra.Command{
+		Use: use, Short: short, Long: long, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPipeline(cmd, g, &f, dryRun) },
+	}
+	f.bind(c)
+	if dryRun {
+		c.Flags().BoolVar(&f.diff, "diff", true, "show unified diffs of files")
+	}
+	return c
+}
+
 func init() {
 	register(func(g *globalFlags) *cobra.Command {
 		create := &cobra.Command{Use: "create", Short: "Create a cluster, or print a sample inventory"}
-		var f runFlags
-		cc := &cobra.Command{
-			Use:   "cluster -f hosts.yaml",
-			Short: "Create (or converge) the cluster described by an inventory",
-			Long:  "Runs every phase (" + phaseNames() + ") against the hosts. Safe to re-run: it converges after any failure.",
-			Args:  cobra.NoArgs,
-			RunE:  func(cmd *cobra.Command, _ []string) error { return runPipeline(cmd, g, &f, false) },
-		}
-		f.bind(cc)
+		cc := pipelineCmd(g, "cluster -f hosts.yaml", "Create (or converge) the cluster described by an inventory",
+			"Runs every phase ("+phaseNames()+") against the hosts. Safe to re-run: it converges after any failure.", false)
 		var out string
 		cfg := &cobra.Command{
 			Use:   "config",
@@ -70,27 +78,10 @@ func init() {
 		return create
 	})
 	register(func(g *globalFlags) *cobra.Command {
-		var f runFlags
-		c := &cobra.Command{
-			Use:   "plan -f hosts.yaml",
-			Short: "Show, per host, the files, units and commands an apply would change",
-			Args:  cobra.NoArgs,
-			RunE:  func(cmd *cobra.Command, _ []string) error { return runPipeline(cmd, g, &f, true) },
-		}
-		f.bind(c)
-		c.Flags().BoolVar(&f.diff, "diff", true, "show unified diffs of files")
-		return c
+		return pipelineCmd(g, "plan -f hosts.yaml", "Show, per host, the files, units and commands an apply would change", "", true)
 	})
 	register(func(g *globalFlags) *cobra.Command {
-		var f runFlags
-		c := &cobra.Command{
-			Use:   "apply -f hosts.yaml",
-			Short: "Apply the inventory: make every host match it (idempotent)",
-			Args:  cobra.NoArgs,
-			RunE:  func(cmd *cobra.Command, _ []string) error { return runPipeline(cmd, g, &f, false) },
-		}
-		f.bind(c)
-		return c
+		return pipelineCmd(g, "apply -f hosts.yaml", "Apply the inventory: make every host match it (idempotent)", "", false)
 	})
 }
 
