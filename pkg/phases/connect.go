@@ -26,22 +26,13 @@ func ResolveSecret(ref *v1alpha1.SecretRef, field string) (string, error) {
 		}
 		return v, nil
 	case ref.File != "":
-		b, err := os.ReadFile(expandHome(ref.File))
+		b, err := os.ReadFile(transport.ExpandHome(ref.File))
 		if err != nil {
 			return "", fmt.Errorf("%s: %v — create the file or point %s.file elsewhere", field, err, field)
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	}
 	return "", nil
-}
-
-func expandHome(p string) string {
-	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		if home, err := os.UserHomeDir(); err == nil {
-			return home + "/" + rest
-		}
-	}
-	return p
 }
 
 // SSHConfig maps an inventory host (and its bastion chain) onto a transport
@@ -58,7 +49,7 @@ func SSHConfig(c *v1alpha1.Cluster, h *v1alpha1.Host, keys *transport.KnownHosts
 	}
 	cfg := transport.Config{
 		Name: h.Name, Addr: net.JoinHostPort(h.Address, strconv.Itoa(h.Port)), User: h.User,
-		KeyFile: expandHome(h.SSH.KeyFile), Agent: h.SSH.Agent, Password: pw,
+		KeyFile: h.SSH.KeyFile, Agent: h.SSH.Agent, Password: pw,
 		Sudo: h.Sudo.Enabled, SudoPassword: sudoPW,
 		ConnectTimeout: h.SSH.ConnectTimeout.Duration, HostKeys: keys,
 	}
@@ -91,7 +82,7 @@ func bastionChain(c *v1alpha1.Cluster, name string, keys *transport.KnownHosts, 
 		port = 22
 	}
 	cfg := &transport.Config{Name: b.Name, Addr: net.JoinHostPort(b.Address, strconv.Itoa(port)), User: b.User,
-		KeyFile: expandHome(b.SSH.KeyFile), Agent: b.SSH.Agent, Password: pw,
+		KeyFile: b.SSH.KeyFile, Agent: b.SSH.Agent, Password: pw,
 		ConnectTimeout: b.SSH.ConnectTimeout.Duration, HostKeys: keys}
 	cfg.Jump, err = bastionChain(c, b.SSH.Bastion, keys, seen)
 	return cfg, err

@@ -8,6 +8,8 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"k4t.io/k4t/pkg/transport"
 )
 
 // Kubeconfig fetches the admin kubeconfig to the state dir (its server is
@@ -81,4 +83,4 @@ func mergeKubeconfig(path string, admin []byte) error {
 	return clientcmd.WriteToFile(*out, path)
 }
 
-func readLocal(path string) ([]byte, error) { return os.ReadFile(expandHome(path)) }
+func readLocal(path string) ([]byte, error) { return os.ReadFile(transport.ExpandHome(path)) }

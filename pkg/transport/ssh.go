@@ -284,7 +284,7 @@ func newAuth(cfg *Config) (*authSet, *authErr) {
 		}
 	}
 	if cfg.KeyFile != "" {
-		path := expandHome(cfg.KeyFile)
+		path := ExpandHome(cfg.KeyFile)
 		pem, err := os.ReadFile(path)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
@@ -340,7 +340,8 @@ func newAuth(cfg *Config) (*authSet, *authErr) {
 	return a, nil
 }
 
-func expandHome(p string) string {
+// ExpandHome turns a leading ~ into the user's home directory.
+func ExpandHome(p string) string {
 	if p == "~" || strings.HasPrefix(p, "~/") {
 		if home, err := os.UserHomeDir(); err == nil {
 			return filepath.Join(home, p[1:])
