@@ -113,7 +113,9 @@ func (p *ControlPlane) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error)
 }
 
 // kubeadmChange runs a kubeadm init/join unless its done-marker exists. A
-// node left half-way by an interrupted run is reset first.
+// node left half-way by an interrupted run is first undone by a rendered
+// script in the same Change, never by `kubeadm reset`: the reset would empty
+// the etcd member's data dir and delete the PKI that k4t pushed.
 func kubeadmChange(ctx context.Context, hc *HostCtx, phase, desc, marker, cmd string) ([]*Change, error) {
 	fi, err := hc.Conn.Stat(ctx, marker)
 	if err != nil {
@@ -122,17 +124,25 @@ func kubeadmChange(ctx context.Context, hc *HostCtx, phase, desc, marker, cmd st
 	if fi.Exists {
 		return nil, nil
 	}
-	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "ls /etc/kubernetes/kubelet.conf /etc/kubernetes/manifests/kube-apiserver.yaml 2>/dev/null; true"})
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "ls /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /etc/kubernetes/manifests/kube-apiserver.yaml /var/lib/kubelet/config.yaml 2>/dev/null; pgrep -x kubeadm; true"})
 	if err != nil {
 		return nil, err
 	}
-	full := cmd + " && touch " + marker
+	var undo []byte
 	if strings.TrimSpace(string(res.Stdout)) != "" {
-		desc += " (after kubeadm reset: an earlier attempt did not finish)"
-		full = "kubeadm reset -f >/dev/null && " + full
+		desc += " (after undoing an earlier attempt that did not finish: kubeadm's manifests, kubeconfigs and kubelet state go; etcd data and k4t's PKI stay)"
+		if undo, err = templates.KubeadmUndo(templates.KubeadmUndoInput{NodeName: hc.Name()}); err != nil {
+			return nil, err
+		}
 	}
+	full := cmd + " && touch " + marker
 	return []*Change{{Host: hc.Name(), Phase: phase, Kind: KindCommand, Desc: desc, Key: "kubeadm:" + phase,
 		Apply: func(ctx context.Context, h transport.Host) error {
+			if undo != nil {
+				if _, err := h.Run(ctx, transport.Cmd{Command: "sh -s", Stdin: undo, Timeout: 2 * time.Minute}); err != nil {
+					return fmt.Errorf("undoing the earlier attempt: %w", err)
+				}
+			}
 			_, err := h.Run(ctx, transport.Cmd{Command: full, Timeout: kubeadmTimeout})
 			return err
 		}}}, nil

@@ -2,6 +2,7 @@ package phases
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,9 +20,8 @@ import (
 // (sha256 checked on the bastion and again on the host), TLS for peers and
 // clients from the state dir's PKI, and a health gate over TLS.
 type Etcd struct {
-	// fresh: no member was running when planned, so members start together
-	// without waiting on each other (a lone member cannot become ready).
-	fresh bool
+	// cluster is read in Prepare and only read afterwards.
+	cluster *etcdCluster
 }
 
 const (
@@ -35,13 +35,23 @@ func (*Etcd) Name() string                  { return "etcd" }
 func (*Etcd) Title() string                 { return "etcd: TLS members as systemd units, health-gated" }
 func (*Etcd) Hosts(r *Run) []*v1alpha1.Host { return r.Cluster.EtcdMembers() }
 
+// Prepare reads every member's state (read-only): whether the cluster runs
+// with quorum, and which members lost their data.
 func (e *Etcd) Prepare(ctx context.Context, r *Run) error {
-	e.fresh = true
+	c, err := probeEtcd(ctx, r)
+	if err != nil {
+		return err
+	}
+	e.cluster = c
+	if lost := c.lost(); c.healthy && len(lost) > 0 {
+		slices.Sort(lost)
+		r.Events.Infof(e.Name(), "", "member(s) without data: %s; the cluster has quorum, so they are replaced one at a time", strings.Join(lost, ", "))
+	}
 	return nil
 }
 
-func etcdInput(r *Run, name string) templates.EtcdInput {
-	in := templates.EtcdInput{Name: name, ClusterState: "new", ClusterToken: "k4t-" + r.Cluster.Metadata.Name,
+func etcdInput(r *Run, name, state string) templates.EtcdInput {
+	in := templates.EtcdInput{Name: name, ClusterState: state, ClusterToken: "k4t-" + r.Cluster.Metadata.Name,
 		DataDir: r.Cluster.Spec.Etcd.DataDir}
 	for _, m := range r.Cluster.EtcdMembers() {
 		in.Members = append(in.Members, templates.EtcdMember{Name: m.Name, Address: m.InternalAddress})
@@ -52,6 +62,11 @@ func etcdInput(r *Run, name string) templates.EtcdInput {
 func (e *Etcd) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	r := hc.Run
 	cs := NewChanges(hc, e.Name())
+	repair, err := e.cluster.repairChanges(hc, e.Name())
+	if err != nil {
+		return nil, err
+	}
+	cs.Add(repair...)
 	binChanged := false
 	for _, name := range []string{"etcd", "etcdctl", "etcdutl"} {
 		f, err := artifactFile(ctx, r, name)
@@ -85,7 +100,7 @@ func (e *Etcd) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 		}
 		certChanged = certChanged || ch
 	}
-	in := etcdInput(r, hc.Name())
+	in := etcdInput(r, hc.Name(), e.cluster.clusterState(hc.Name()))
 	env, err := templates.EtcdEnv(in)
 	if err != nil {
 		return nil, err
@@ -102,15 +117,8 @@ func (e *Etcd) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := GetUnitState(ctx, hc.Conn, "etcd")
-	if err != nil {
-		return nil, err
-	}
-	if st.Active {
-		e.fresh = false
-	}
 	units, err := UnitChanges(ctx, hc, Unit{Name: "etcd", UnitFileChanged: unitChanged,
-		ConfigChanged: envChanged || certChanged || binChanged, NoBlock: true})
+		ConfigChanged: envChanged || certChanged || binChanged || len(repair) > 0, NoBlock: true})
 	if err != nil {
 		return nil, err
 	}
@@ -135,11 +143,12 @@ func artifactFile(ctx context.Context, r *Run, name string) (transport.File, err
 	return transport.File{Path: a.Install, Mode: a.FileMode(), Source: path, SHA256: sum}, nil
 }
 
-// Apply starts members together on a fresh cluster; on a running cluster
-// it changes one member at a time and waits for the cluster to be healthy
-// before the next, so quorum is never lost.
+// Apply starts members together while no quorum runs (a new cluster, or one
+// whose first start was interrupted); on a running cluster it changes one
+// member at a time and waits for that member to be healthy (which needs
+// quorum) before the next, so quorum is never lost.
 func (e *Etcd) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
-	if e.fresh {
+	if e.cluster.bootstrap() {
 		errs := make(chan error, len(plans))
 		for _, pl := range plans {
 			go func() { errs <- ApplyChanges(ctx, r, pl) }()
@@ -157,7 +166,7 @@ func (e *Etcd) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
 		if err := ApplyChanges(ctx, r, pl); err != nil {
 			return err
 		}
-		if err := e.waitHealthy(ctx, r, etcdHealthTimeout); err != nil {
+		if err := waitMemberHealthy(ctx, r, pl.Host, etcdHealthTimeout); err != nil {
 			return fmt.Errorf("after changing %s: %w", pl.Name(), err)
 		}
 	}
@@ -165,22 +174,34 @@ func (e *Etcd) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
 }
 
 // Check gates the phase on every member being healthy over TLS and the
-// member list matching the inventory.
+// member list matching the inventory, and records in the state dir that the
+// cluster formed (with its member IDs).
 func (e *Etcd) Check(ctx context.Context, r *Run) error {
 	if err := e.waitHealthy(ctx, r, etcdHealthTimeout); err != nil {
 		return err
 	}
-	members, err := EtcdMemberNames(ctx, r)
+	listed, err := etcdMembers(ctx, r)
 	if err != nil {
 		return err
 	}
-	var want []string
+	var members, want []string
+	var record strings.Builder
+	for _, m := range listed {
+		members = append(members, m.Name)
+		fmt.Fprintf(&record, "%s %x\n", m.Name, m.ID)
+	}
 	for _, h := range r.Cluster.EtcdMembers() {
 		want = append(want, h.Name)
 	}
+	slices.Sort(members)
 	slices.Sort(want)
 	if !slices.Equal(members, want) {
 		return Errorf("", "etcd", "remove stale members with 'etcdctl member remove' (k4t delete node does this)", "member list %v does not match the inventory %v", members, want)
+	}
+	if r.State != nil {
+		if err := r.State.WriteFile(formedMarker, []byte(record.String()), 0o600); err != nil {
+			return fmt.Errorf("recording the etcd members in the state dir: %w", err)
+		}
 	}
 	r.Events.Infof(e.Name(), "", "%d member(s) healthy over TLS: %s", len(members), strings.Join(members, ", "))
 	return nil
@@ -193,43 +214,64 @@ func Etcdctl(ctx context.Context, r *Run, h *v1alpha1.Host, args string) (string
 	if err != nil {
 		return "", err
 	}
-	var eps []string
-	for _, m := range r.Cluster.EtcdMembers() {
-		eps = append(eps, "https://"+m.InternalAddress+":2379")
-	}
-	cmd := fmt.Sprintf("ETCDCTL_API=3 etcdctl --endpoints=%s --cacert=%s --cert=%s --key=%s --command-timeout=5s %s",
-		strings.Join(eps, ","), templates.EtcdCAFile, etcdHealthCert, etcdHealthKey, args)
-	res, err := conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 30 * time.Second})
+	res, err := conn.Run(ctx, transport.Cmd{Command: etcdctlCmd(r.Cluster.EtcdMembers(), args), Timeout: 30 * time.Second})
 	if err != nil {
 		return "", err
 	}
 	return string(res.Stdout), nil
 }
 
+// etcdMembers is `etcdctl member list`, sorted by name.
+func etcdMembers(ctx context.Context, r *Run) ([]etcdListed, error) {
+	out, err := Etcdctl(ctx, r, r.Cluster.EtcdMembers()[0], "member list -w json")
+	if err != nil {
+		return nil, err
+	}
+	var l struct {
+		Members []etcdListed `json:"members"`
+	}
+	if err := json.Unmarshal([]byte(out), &l); err != nil {
+		return nil, fmt.Errorf("reading the member list: %w", err)
+	}
+	slices.SortFunc(l.Members, func(a, b etcdListed) int { return strings.Compare(a.Name, b.Name) })
+	return l.Members, nil
+}
+
 // EtcdMemberNames lists the cluster's members, sorted.
 func EtcdMemberNames(ctx context.Context, r *Run) ([]string, error) {
-	out, err := Etcdctl(ctx, r, r.Cluster.EtcdMembers()[0], "member list -w simple")
+	listed, err := etcdMembers(ctx, r)
 	if err != nil {
 		return nil, err
 	}
 	var names []string
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Split(line, ", ")
-		if len(f) >= 3 {
-			names = append(names, f[2])
-		}
+	for _, m := range listed {
+		names = append(names, m.Name)
 	}
-	slices.Sort(names)
 	return names, nil
 }
 
 func (e *Etcd) waitHealthy(ctx context.Context, r *Run, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
 	members := r.Cluster.EtcdMembers()
+	return waitEtcd(ctx, r, members[0], members, len(members), timeout)
+}
+
+// waitMemberHealthy waits for one member's linearizable health check, which
+// passes only when that member is part of a quorum.
+func waitMemberHealthy(ctx context.Context, r *Run, h *v1alpha1.Host, timeout time.Duration) error {
+	return waitEtcd(ctx, r, h, []*v1alpha1.Host{h}, 1, timeout)
+}
+
+// waitEtcd polls from host `from` until want of endpoints are healthy.
+func waitEtcd(ctx context.Context, r *Run, from *v1alpha1.Host, endpoints []*v1alpha1.Host, want int, timeout time.Duration) error {
+	conn, err := r.Connect(ctx, from)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
 	for {
-		out, err := Etcdctl(ctx, r, members[0], "endpoint health -w simple")
-		healthy := err == nil && strings.Count(out, "is healthy") == len(members)
-		if healthy {
+		res, err := conn.Run(ctx, transport.Cmd{Command: etcdctlCmd(endpoints, "endpoint health -w simple"), Timeout: 30 * time.Second})
+		out := string(res.Stdout)
+		if strings.Count(out, "is healthy") >= want {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -237,8 +279,8 @@ func (e *Etcd) waitHealthy(ctx context.Context, r *Run, timeout time.Duration) e
 			if err != nil {
 				last = err.Error()
 			}
-			return Errorf(members[0].Name, "etcd", "check 'journalctl -u etcd' on each member",
-				"members did not all become healthy in %s (last: %s)", timeout, last)
+			return Errorf(from.Name, "etcd", "check 'journalctl -u etcd' on each member",
+				"%d of %d member(s) did not become healthy in %s (last: %s)", want, len(endpoints), timeout, last)
 		}
 		select {
 		case <-ctx.Done():

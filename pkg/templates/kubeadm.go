@@ -444,3 +444,29 @@ func validityPeriod(d time.Duration) *metav1.Duration {
 	}
 	return &metav1.Duration{Duration: d}
 }
+
+// KubeadmUndoInput is the script that undoes a kubeadm init/join which did
+// not finish, so the command can run again on the same node.
+type KubeadmUndoInput struct {
+	// NodeName is the node's name in Kubernetes.
+	NodeName string
+	// Dir is kubeadm's directory; default /etc/kubernetes.
+	Dir string
+}
+
+// KubeadmUndo renders the undo script, run with `sh -s` (never stored on the
+// host). Unlike `kubeadm reset` it leaves etcd's data dir and k4t's PKI alone.
+func KubeadmUndo(in KubeadmUndoInput) ([]byte, error) {
+	p := problems{what: "kubeadm-undo.sh"}
+	p.name("NodeName", in.NodeName)
+	in.Dir = orDefault(in.Dir, "/etc/kubernetes")
+	p.absPath("Dir", in.Dir)
+	if containsSpace(in.Dir) {
+		p.add("Dir: %q may not hold spaces", in.Dir)
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return render("kubeadm-undo.sh.tmpl", struct{ NodeName, Dir, Crictl string }{
+		in.NodeName, in.Dir, "crictl --runtime-endpoint unix://" + ContainerdSocket})
+}

@@ -238,6 +238,7 @@ func TestCertsRenewHA(t *testing.T) {
 		e.dumpDiagnostics("master1")
 		t.Fatalf("create cluster: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
 	}
+	reportCreate(r) // the HA create without kills (TestHACluster's is killed in every phase)
 	before, cr := e.checkCerts(t)
 	if cr.code != 0 {
 		t.Fatalf("check-expiration on a fresh cluster: exit %d\n%s\n%s", cr.code, cr.stderr, tail(cr.stdout, 40))

@@ -46,22 +46,22 @@ func (e *env) mustKubectl(args ...string) string {
 	return out
 }
 
-// TestHACluster: 2 slb (VIP), 3 masters (stacked etcd), 2 workers; the
-// whole pipeline, then traffic, failures and a no-op re-apply.
+// TestHACluster: 2 slb (VIP), 3 masters (stacked etcd), 2 workers, created
+// through a kill -9 in every phase (issue 8); then traffic, failures, a
+// no-op re-apply and the repair of an etcd member whose data was emptied.
 func TestHACluster(t *testing.T) {
 	e := newLab(t, haHosts...)
-	r := e.k4t("create", "cluster", "-f", e.inv, "--accept-new-hosts")
-	if r.code != 0 {
-		e.dumpDiagnostics("master1")
-		t.Fatalf("create cluster: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
-	}
-	fmt.Printf("FIGURE create-cluster-7-hosts: %s\n", r.duration.Round(time.Millisecond))
-	for _, ev := range r.events {
-		if ev["type"] == "phase_end" {
-			fmt.Printf("FIGURE   phase %-14s %6.2fs  %v change(s)\n", ev["phase"], ev["duration_s"], ev["changes"])
-		}
-	}
+	firstIDs, _ := e.createWithKillSweep(t)
 
+	t.Run("after the sweep: 3 of 3 etcd members healthy with the IDs they had when etcd formed", func(t *testing.T) {
+		if firstIDs == "" {
+			t.Fatal("etcd never had 3 healthy members between the kills")
+		}
+		if now := e.etcdMemberIDs(); now != firstIDs {
+			t.Errorf("etcd members now %q, when etcd formed %q", now, firstIDs)
+		}
+		t.Logf("etcd members: %s", firstIDs)
+	})
 	t.Run("every node Ready and every kube-system pod Running, via the VIP from the bastion", func(t *testing.T) {
 		nodes := e.mustKubectl("get", "nodes", "-o", "wide")
 		t.Logf("\n%s", nodes)
@@ -169,18 +169,30 @@ func TestHACluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	t.Run("ratio to the bare critical path (kubeadm init, joins, nodes Ready), reported", func(t *testing.T) {
-		bare := bareCriticalPath(r)
-		k4tPath := 0.0
-		for _, p := range []string{"control-plane", "workers", "network"} {
-			k4tPath += r.phaseDurations()[p]
-		}
-		// A speed target (<= 2): reported here and in docs/benchmarks.md, not
-		// asserted, as timings on a shared 2-core machine vary by a fifth.
-		ratio := r.duration.Seconds() / bare.Seconds()
-		fmt.Printf("FIGURE bare-critical-path: %s; k4t create-cluster %s, ratio %.2f; k4t's control-plane+workers+network phases %.1fs, ratio %.2f\n",
-			bare.Round(time.Millisecond), r.duration.Round(time.Millisecond), ratio, k4tPath, k4tPath/bare.Seconds())
+	t.Run("an etcd member whose data dir was emptied by hand is replaced by apply, quorum kept throughout", func(t *testing.T) {
+		e.repairEmptiedMember(t, "master2")
 	})
+}
+
+// reportCreate prints a create's time, per phase, and its ratio to the bare
+// critical path. A speed target (issue 16): reported here and in
+// docs/benchmarks.md, not asserted, as timings on a shared 2-core machine
+// vary by a fifth.
+func reportCreate(r result) {
+	fmt.Printf("FIGURE create-cluster-7-hosts: %s\n", r.duration.Round(time.Millisecond))
+	for _, ev := range r.events {
+		if ev["type"] == "phase_end" {
+			fmt.Printf("FIGURE   phase %-14s %6.2fs  %v change(s)\n", ev["phase"], ev["duration_s"], ev["changes"])
+		}
+	}
+	bare := bareCriticalPath(r)
+	k4tPath := 0.0
+	for _, p := range []string{"control-plane", "workers", "network"} {
+		k4tPath += r.phaseDurations()[p]
+	}
+	ratio := r.duration.Seconds() / bare.Seconds()
+	fmt.Printf("FIGURE bare-critical-path: %s; k4t create-cluster %s, ratio %.2f; k4t's control-plane+workers+network phases %.1fs, ratio %.2f\n",
+		bare.Round(time.Millisecond), r.duration.Round(time.Millisecond), ratio, k4tPath, k4tPath/bare.Seconds())
 }
 
 // bareCriticalPath is what a person would wait for with everything else in

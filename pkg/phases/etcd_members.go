@@ -1,0 +1,295 @@
+package phases
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/templates"
+	"k4t.io/k4t/pkg/transport"
+)
+
+// etcdCluster is what the etcd phase learnt of the members before planning:
+// read once in Prepare, read-only while hosts are planned in parallel.
+type etcdCluster struct {
+	members map[string]etcdMemberState
+	// healthy: a quorum of members answered a linearizable health check.
+	healthy bool
+	// listed is the member list, read only when healthy.
+	listed []etcdListed
+	// formed: the state dir records that this cluster formed once, so a
+	// member without data is a member that lost it, not one never started.
+	formed bool
+}
+
+// etcdMemberState is one member host as the probe found it.
+type etcdMemberState struct {
+	Active  bool   // the unit is active or (re)starting
+	HasData bool   // the data dir holds member/wal
+	DirUsed bool   // the data dir exists and is not empty
+	State   string // ETCD_INITIAL_CLUSTER_STATE in the host's env file
+}
+
+// etcdListed is one entry of `etcdctl member list`.
+type etcdListed struct {
+	ID       uint64   `json:"ID"`
+	Name     string   `json:"name"`
+	PeerURLs []string `json:"peerURLs"`
+}
+
+// started: the member has run and published its name; an entry added by
+// `member add` (or a static member never started) has none.
+func (m etcdListed) started() bool { return m.Name != "" }
+
+func (c *etcdCluster) quorum() int { return len(c.members)/2 + 1 }
+
+// lost lists the members whose data is gone (or was never written).
+func (c *etcdCluster) lost() []string {
+	var out []string
+	for name, m := range c.members {
+		if !m.HasData {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// bootstrap: no quorum is running, so members start together without
+// waiting on each other (a lone member of a new cluster cannot be healthy).
+func (c *etcdCluster) bootstrap() bool { return !c.healthy }
+
+// formedMarker is the state-dir file written once the etcd cluster first
+// passed its health check: the member names and IDs, one per line.
+const formedMarker = "etcd/members"
+
+// probeEtcd reads every member host (unit, data dir, env file) and, when
+// some member runs, the cluster's health and member list. Read-only.
+func probeEtcd(ctx context.Context, r *Run) (*etcdCluster, error) {
+	hosts := r.Cluster.EtcdMembers()
+	c := &etcdCluster{members: map[string]etcdMemberState{}}
+	if r.State != nil {
+		if _, err := os.Stat(r.State.Path(formedMarker)); err == nil {
+			c.formed = true
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make([]error, len(hosts))
+	for i, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := probeMember(ctx, r, h)
+			if err != nil {
+				errs[i] = wrapPhase("etcd", h.Name, err)
+				return
+			}
+			mu.Lock()
+			c.members[h.Name] = st
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var from *v1alpha1.Host
+	for _, h := range hosts {
+		if c.members[h.Name].Active && c.members[h.Name].HasData {
+			from = h
+			break
+		}
+	}
+	if from == nil {
+		return c, nil
+	}
+	healthy, err := etcdHealthyCount(ctx, r, from, hosts)
+	if err != nil {
+		return nil, err
+	}
+	c.healthy = healthy >= c.quorum()
+	if c.healthy {
+		out, err := Etcdctl(ctx, r, from, "member list -w json")
+		if err != nil {
+			return nil, wrapPhase("etcd", from.Name, fmt.Errorf("listing members: %w", err))
+		}
+		var l struct {
+			Members []etcdListed `json:"members"`
+		}
+		if err := json.Unmarshal([]byte(out), &l); err != nil {
+			return nil, wrapPhase("etcd", from.Name, fmt.Errorf("reading the member list: %w", err))
+		}
+		c.listed = l.Members
+	}
+	return c, nil
+}
+
+func probeMember(ctx context.Context, r *Run, h *v1alpha1.Host) (etcdMemberState, error) {
+	conn, err := r.Connect(ctx, h)
+	if err != nil {
+		return etcdMemberState{}, err
+	}
+	dir := shellQuote(r.Cluster.Spec.Etcd.DataDir)
+	cmd := fmt.Sprintf(`echo active=$(systemctl is-active etcd); [ -d %[1]s/member/wal ] && echo data=yes; [ -n "$(ls -A %[1]s 2>/dev/null)" ] && echo used=yes; sed -n 's/^ETCD_INITIAL_CLUSTER_STATE=/state=/p' %[2]s 2>/dev/null; true`,
+		dir, templates.EtcdEnvPath)
+	res, err := conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 30 * time.Second})
+	if err != nil {
+		return etcdMemberState{}, fmt.Errorf("reading etcd's state: %w", err)
+	}
+	var st etcdMemberState
+	for _, line := range strings.Split(string(res.Stdout), "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
+		switch k {
+		case "active":
+			st.Active = v == "active" || v == "activating" || v == "reloading"
+		case "data":
+			st.HasData = true
+		case "used":
+			st.DirUsed = true
+		case "state":
+			st.State = v
+		}
+	}
+	return st, nil
+}
+
+// etcdHealthyCount asks every member's endpoint, from host from, for a
+// linearizable health check: a member counts only when a quorum stands
+// behind it.
+func etcdHealthyCount(ctx context.Context, r *Run, from *v1alpha1.Host, members []*v1alpha1.Host) (int, error) {
+	conn, err := r.Connect(ctx, from)
+	if err != nil {
+		return 0, err
+	}
+	res, err := conn.Run(ctx, transport.Cmd{Command: etcdctlCmd(members, "endpoint health -w json"), Timeout: 30 * time.Second})
+	var health []struct {
+		Health bool `json:"health"`
+	}
+	if jerr := json.Unmarshal(res.Stdout, &health); jerr != nil {
+		if err != nil {
+			return 0, wrapPhase("etcd", from.Name, fmt.Errorf("etcd health: %w", err))
+		}
+		return 0, wrapPhase("etcd", from.Name, fmt.Errorf("reading etcd health: %w", jerr))
+	}
+	n := 0
+	for _, h := range health {
+		if h.Health {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// etcdctlCmd is etcdctl against members with the healthcheck client cert.
+func etcdctlCmd(members []*v1alpha1.Host, args string) string {
+	var eps []string
+	for _, m := range members {
+		eps = append(eps, etcdClientURL(m))
+	}
+	return fmt.Sprintf("ETCDCTL_API=3 etcdctl --endpoints=%s --cacert=%s --cert=%s --key=%s --command-timeout=5s %s",
+		strings.Join(eps, ","), templates.EtcdCAFile, etcdHealthCert, etcdHealthKey, args)
+}
+
+func etcdClientURL(h *v1alpha1.Host) string {
+	return "https://" + joinHostPort(h.InternalAddress, 2379)
+}
+func etcdPeerURL(h *v1alpha1.Host) string { return "https://" + joinHostPort(h.InternalAddress, 2380) }
+
+func joinHostPort(addr string, port int) string {
+	if strings.Contains(addr, ":") {
+		return "[" + addr + "]:" + strconv.Itoa(port)
+	}
+	return addr + ":" + strconv.Itoa(port)
+}
+
+// clusterState is the ETCD_INITIAL_CLUSTER_STATE this member's env file
+// gets. etcd reads it only while its data dir is empty: "new" bootstraps
+// with the others, "existing" joins the running cluster (after `member
+// add`). Once a member has data the host's value is kept, so that a value
+// etcd no longer reads never restarts it.
+func (c *etcdCluster) clusterState(name string) string {
+	m := c.members[name]
+	switch {
+	case m.HasData && m.State != "":
+		return m.State
+	case !m.HasData && c.healthy:
+		return "existing"
+	}
+	return "new"
+}
+
+// repairChanges brings back a member whose data is gone, following etcd's
+// guide for replacing a failed member: stop it, move what is left of its
+// data dir aside (never delete it), remove it from the cluster and add it
+// again; it then starts with state "existing" and catches up from the
+// others. Each step is re-derived from the hosts, so a run killed between
+// two steps is finished by the next. The commands run on the member itself,
+// against the other members' endpoints.
+func (c *etcdCluster) repairChanges(hc *HostCtx, phase string) ([]*Change, error) {
+	m := c.members[hc.Name()]
+	if m.HasData {
+		return nil, nil
+	}
+	if !c.healthy {
+		if !c.formed {
+			return nil, nil // a new cluster: every member starts together
+		}
+		return nil, Errorf(hc.Name(), phase, "restore etcd from a snapshot ('etcdctl snapshot save' on a member with data, then etcdutl snapshot restore on every member), or start the members that still have data first",
+			"member %s has no data and the other members have no quorum (%d of %d needed): a member can be replaced only while the rest keep quorum", hc.Name(), c.quorum(), len(c.members))
+	}
+	var self *v1alpha1.Host
+	var others []*v1alpha1.Host
+	for _, h := range hc.Run.Cluster.EtcdMembers() {
+		if h.Name == hc.Name() {
+			self = h
+		} else {
+			others = append(others, h)
+		}
+	}
+	peer := etcdPeerURL(self)
+	var entry *etcdListed
+	for i, l := range c.listed {
+		for _, u := range l.PeerURLs {
+			if u == peer {
+				entry = &c.listed[i]
+			}
+		}
+	}
+	if entry != nil && !entry.started() && !m.DirUsed {
+		return nil, nil // added (or never started): it only has to start
+	}
+	var out []*Change
+	if m.Active {
+		out = append(out, unitCommand(hc, phase, "stop etcd (its data is gone; it is replaced below)", "stop:etcd", "systemctl stop etcd"))
+	}
+	if m.DirUsed {
+		dir := hc.Run.Cluster.Spec.Etcd.DataDir
+		aside := fmt.Sprintf("%s.k4t-%s", dir, hc.Run.Now().UTC().Format("20060102T150405Z"))
+		out = append(out, CommandChange(hc, phase, fmt.Sprintf("move %s aside to %s (what is left of a member without a WAL)", dir, aside),
+			fmt.Sprintf("mv %s %s", shellQuote(dir), shellQuote(aside))))
+	}
+	if entry != nil && entry.started() {
+		id := strconv.FormatUint(entry.ID, 16)
+		out = append(out, CommandChange(hc, phase, fmt.Sprintf("etcdctl member remove %s (%s lost its data; the other members keep quorum)", id, hc.Name()),
+			etcdctlCmd(others, "member remove "+id)))
+		entry = nil
+	}
+	if entry == nil {
+		out = append(out, CommandChange(hc, phase, fmt.Sprintf("etcdctl member add %s --peer-urls=%s", hc.Name(), peer),
+			etcdctlCmd(others, fmt.Sprintf("member add %s --peer-urls=%s", hc.Name(), peer))))
+	}
+	return out, nil
+}
+
+func unitCommand(hc *HostCtx, phase, desc, key, cmd string) *Change {
+	c := CommandChange(hc, phase, desc, cmd)
+	c.Kind, c.Key = KindUnit, key
+	return c
+}
