@@ -45,6 +45,8 @@ type Change struct {
 	// File is set for file changes: what Apply writes (a transaction may
 	// write it elsewhere first).
 	File *transport.File
+	// Secret: the file holds a secret; no diff, no copy under rendered/.
+	Secret bool
 	// Journaled: write an intent before Apply and done after.
 	Journaled bool
 	// Apply performs the change.
@@ -84,7 +86,7 @@ func FileChange(ctx context.Context, hc *HostCtx, phase string, f transport.File
 	if fi.Exists && fi.SHA256 == f.SHA256 && fi.Mode.Perm() == f.Mode.Perm() && fi.Owner == f.Owner {
 		return nil, nil
 	}
-	c := &Change{Host: hc.Name(), Phase: phase, Kind: KindFile, Key: "file:" + f.Path, OldSHA: fi.SHA256, NewSHA: f.SHA256}
+	c := &Change{Host: hc.Name(), Phase: phase, Kind: KindFile, Key: "file:" + f.Path, OldSHA: fi.SHA256, NewSHA: f.SHA256, Secret: o.Secret}
 	switch {
 	case !fi.Exists:
 		c.Desc = fmt.Sprintf("create %s (%s %s)", f.Path, f.Mode.Perm(), f.Owner)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -201,8 +202,23 @@ func joinConfig(r *Run, h *v1alpha1.Host, controlPlane bool) ([]byte, error) {
 	})
 }
 
+// bootstrapTokenRE is kubeadm's token format, "[a-z0-9]{6}.[a-z0-9]{16}".
+var bootstrapTokenRE = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
+
 // bootstrapToken is the cluster's join token, kept in the state dir.
 func bootstrapToken(r *Run) (string, error) {
+	tok, err := bootstrapTokenSecret(r)
+	if err != nil {
+		return "", err
+	}
+	if !bootstrapTokenRE.MatchString(tok) {
+		return "", Errorf("", "", "delete "+r.State.Path("secrets", "bootstrap-token")+" and re-run: k4t makes a new one",
+			"the bootstrap token in the state dir is not of kubeadm's form [a-z0-9]{6}.[a-z0-9]{16}")
+	}
+	return tok, nil
+}
+
+func bootstrapTokenSecret(r *Run) (string, error) {
 	return r.State.Secret("bootstrap-token", func() (string, error) {
 		const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
 		b := make([]byte, 22)

@@ -164,7 +164,11 @@ func parseFacts(out string) *Facts {
 				}
 			}
 		case "iface":
-			f.Iface = strings.Fields(v + " ")[0]
+			// Empty when no interface holds the internal address (NAT, IPv6,
+			// no `ip`): the slb phase then asks for spec.loadBalancer.interface.
+			if fs := strings.Fields(v); len(fs) > 0 {
+				f.Iface = fs[0]
+			}
 		case "br_netfilter":
 			f.BrNetfilter = v == "yes"
 		case "overlay":

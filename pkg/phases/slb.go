@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/state"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -61,7 +62,8 @@ func (s *SLB) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	}
 	changed := map[string]bool{}
 	for _, file := range files {
-		ch, err := FileChange(ctx, hc, s.Name(), file, FileOpts{})
+		// keepalived.conf holds the VRRP password: no diff, no copy in rendered/.
+		ch, err := FileChange(ctx, hc, s.Name(), file, FileOpts{Secret: file.Path == keepalivedCfg})
 		if err != nil {
 			return nil, err
 		}
@@ -241,7 +243,18 @@ func (s *SLB) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
 		_ = each(func(tx *hostTx) error { return removeCandidates(context.WithoutCancel(ctx), tx.pl.Conn, tx.files) })
 		return fmt.Errorf("candidate configuration rejected; no slb host was changed:\n%w", validateErr)
 	}
-	// 4. swap in and reload, everywhere.
+	// 4. swap in and reload, everywhere. The reload intents are journaled
+	// before any swap: a run killed between the two would otherwise leave new
+	// files under the old running config, which a later plan cannot see.
+	for _, tx := range txs {
+		for _, c := range tx.other {
+			if c.Journaled {
+				if err := r.Journal.Record(c.Host, c.Phase, state.Intent, c.Key, c.Desc); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	commitErr := each(func(tx *hostTx) error {
 		h := tx.pl.Conn
 		for _, c := range tx.files {
@@ -261,6 +274,9 @@ func (s *SLB) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
 					return err
 				}
 				tx.committed = append(tx.committed, live)
+				if c.Secret {
+					return nil
+				}
 				return r.State.WriteFile(r.State.Rendered(c.Host, live), c.File.Content, 0o600)
 			}
 			if err := ApplyChange(ctx, r, h, &swap); err != nil {
