@@ -15,6 +15,7 @@ import (
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/certs"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/phases"
 	"k4t.io/k4t/pkg/state"
 )
@@ -40,13 +41,13 @@ func (durationFlag) Type() string { return "duration" }
 
 // certsSession opens the session of a certs command and a Run for it (no artifacts: the
 // certificate commands install nothing).
-func certsSession(cmd *cobra.Command, g *globalFlags, file string, acceptNew bool) (*session, *phases.Run, error) {
+func certsSession(cmd *cobra.Command, g *globalFlags, file string, acceptNew bool) (*session, *engine.Run, error) {
 	s, err := openSession(cmd, g, file, acceptNew, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &phases.Run{Cluster: s.cluster, State: s.state, Connect: s.conn.Connect, Events: s.events, Log: s.log,
-		Options: phases.Options{Now: time.Now}}
+	r := &engine.Run{Cluster: s.cluster, State: s.state, Connect: s.conn.Connect, Events: s.events,
+		Options: engine.Options{Now: time.Now}}
 	j, err := state.OpenJournal(s.state.Journal(), s.runID)
 	if err != nil {
 		s.close()
@@ -315,7 +316,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 			ctx := cmdContext(cmd)
 			out := cmd.OutOrStdout()
 			// withRun connects to the masters for the node-side fallback.
-			withRun := func(fn func(r *phases.Run) error) error {
+			withRun := func(fn func(r *engine.Run) error) error {
 				s, r, err := certsSession(cmd, g, file, false)
 				if err != nil {
 					return err
@@ -327,7 +328,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 			switch {
 			case remove:
 				if phases.NodeFallbackRecorded(st) {
-					if err := withRun(func(r *phases.Run) error { return phases.RemoveNodeFallback(ctx, r) }); err != nil {
+					if err := withRun(func(r *engine.Run) error { return phases.RemoveNodeFallback(ctx, r) }); err != nil {
 						return err
 					}
 					if err := phases.RecordNodeFallback(st, 0); err != nil {
@@ -375,7 +376,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 				if fallback >= before {
 					return usagef("--node-fallback %s must be shorter than --renew-before %s, so the bastion's roll normally comes first", fallback, before)
 				}
-				if err := withRun(func(r *phases.Run) error { return phases.InstallNodeFallback(ctx, r, fallback) }); err != nil {
+				if err := withRun(func(r *engine.Run) error { return phases.InstallNodeFallback(ctx, r, fallback) }); err != nil {
 					return err
 				}
 				if err := phases.RecordNodeFallback(st, fallback); err != nil {

@@ -14,10 +14,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"k4t.io/k4t/pkg/action"
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/artifacts"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/events"
-	"k4t.io/k4t/pkg/phases"
 	"k4t.io/k4t/pkg/state"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -87,7 +88,7 @@ func init() {
 
 func phaseNames() string {
 	s := ""
-	for i, p := range phases.Pipeline() {
+	for i, p := range action.Create() {
 		if i > 0 {
 			s += ", "
 		}
@@ -119,8 +120,10 @@ type session struct {
 	log     *slog.Logger
 	logFile *os.File
 	dialer  *transport.Dialer
-	conn    *phases.Connector
+	conn    *engine.Connector
 	runID   string
+	// concurrency is --concurrency, for every fan-out of the run.
+	concurrency int
 }
 
 func (s *session) close() {
@@ -152,7 +155,7 @@ func openSession(cmd *cobra.Command, g *globalFlags, file string, acceptNew, sho
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cluster: c, state: st, runID: newRunID()}
+	s := &session{cluster: c, state: st, runID: newRunID(), concurrency: g.Concurrency()}
 	if raw, err := os.ReadFile(file); err == nil {
 		_ = st.WriteFile(st.Inventory(), raw, 0o600)
 	}
@@ -192,7 +195,7 @@ func openSession(cmd *cobra.Command, g *globalFlags, file string, acceptNew, sho
 		return nil, err
 	}
 	s.dialer = transport.NewDialer()
-	s.conn = phases.NewConnector(c, keys, s.dialer)
+	s.conn = engine.NewConnector(c, keys, s.dialer)
 	return s, nil
 }
 
@@ -208,11 +211,11 @@ func userKnownHosts() []string {
 	return []string{p}
 }
 
-func (s *session) run(dryRun bool) (*phases.Run, error) {
-	r := &phases.Run{
+func (s *session) run(dryRun bool) (*engine.Run, error) {
+	r := &engine.Run{
 		Cluster: s.cluster, State: s.state, Connect: s.conn.Connect,
-		Events: s.events, Log: s.log, DryRun: dryRun,
-		Options: phases.Options{Now: time.Now},
+		Events: s.events, DryRun: dryRun,
+		Options: engine.Options{Now: time.Now, Concurrency: s.concurrency},
 	}
 	store, err := artifacts.ForCluster(s.cluster)
 	if err != nil {
@@ -230,7 +233,7 @@ func (s *session) run(dryRun bool) (*phases.Run, error) {
 }
 
 func runPipeline(cmd *cobra.Command, g *globalFlags, f *runFlags, dryRun bool) error {
-	ps, err := phases.Select(phases.Pipeline(), f.only, f.skip)
+	ps, err := engine.Select(action.Create(), f.only, f.skip)
 	if err != nil {
 		return usageError{err}
 	}
@@ -247,7 +250,7 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *runFlags, dryRun bool) e
 	if f.merge {
 		r.Options.MergeKubeconfig = userKubeconfig()
 	}
-	eng := &phases.Engine{Run: r, Phases: ps, Concurrency: g.Concurrency()}
+	eng := &engine.Engine{Run: r, Phases: ps}
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()

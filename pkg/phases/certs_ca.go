@@ -13,6 +13,7 @@ import (
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/certs"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -57,7 +58,7 @@ func caTargets(c *v1alpha1.Cluster, h *v1alpha1.Host, name string) []string {
 // certificates to every host that holds them and the new cluster CA into each node's
 // kubelet.conf. Components read their CA files at start: the caller restarts them with a
 // renewal roll (RenewCerts), one master at a time. validity <= 0 keeps each CA's length.
-func RenewCAs(ctx context.Context, r *Run, names []string, validity time.Duration) error {
+func RenewCAs(ctx context.Context, r *engine.Run, names []string, validity time.Duration) error {
 	if len(names) == 0 || slices.Contains(names, "all") {
 		names = CANames()
 	}
@@ -69,7 +70,7 @@ func RenewCAs(ctx context.Context, r *Run, names []string, validity time.Duratio
 	for _, n := range names {
 		rel := caNames[n] + ".crt"
 		if err := certs.RenewCA(r.State.PKI(), rel, validity); err != nil {
-			return Errorf("", certsPhase, "restore the CA's key from a backup of the state dir", "renewing %s: %v", rel, err)
+			return engine.Errorf("", certsPhase, "restore the CA's key from a backup of the state dir", "renewing %s: %v", rel, err)
 		}
 		r.Events.Infof(certsPhase, "", "renewed %s in %s (key kept)", rel, r.State.PKI())
 	}
@@ -77,44 +78,34 @@ func RenewCAs(ctx context.Context, r *Run, names []string, validity time.Duratio
 	if err != nil {
 		return err
 	}
-	e := &Engine{Run: r}
-	var plans []*HostPlan
-	for _, h := range allHosts(r) {
-		plans = append(plans, &HostPlan{HostCtx: &HostCtx{Host: h, Run: r}})
-	}
-	return e.forEach(ctx, plans, func(ctx context.Context, pl *HostPlan) error {
-		conn, err := r.Connect(ctx, pl.Host)
-		if err != nil {
-			return err
-		}
-		pl.Conn = conn
+	return engine.OnHosts(ctx, r, certsPhase, engine.AllHosts(r), func(ctx context.Context, hc *engine.HostCtx) error {
 		for _, n := range names {
-			for _, remote := range caTargets(r.Cluster, pl.Host, n) {
+			for _, remote := range caTargets(r.Cluster, hc.Host, n) {
 				file, o, err := pkiFile(r, caNames[n]+".crt", remote)
 				if err != nil {
 					return err
 				}
-				c, err := FileChange(ctx, pl.HostCtx, certsPhase, file, o)
+				c, err := engine.FileChange(ctx, hc, certsPhase, file, o)
 				if err != nil {
 					return err
 				}
 				if c != nil {
-					if err := ApplyChange(ctx, r, conn, c); err != nil {
+					if err := engine.ApplyChange(ctx, r, hc.Conn, c); err != nil {
 						return err
 					}
 				}
 			}
 		}
-		if slices.Contains(names, "ca") && (pl.Host.HasRole(v1alpha1.RoleMaster) || pl.Host.HasRole(v1alpha1.RoleWorker)) {
-			return updateKubeconfigCA(ctx, pl.HostCtx, kubeletConf, newCA)
+		if slices.Contains(names, "ca") && (hc.Host.HasRole(v1alpha1.RoleMaster) || hc.Host.HasRole(v1alpha1.RoleWorker)) {
+			return updateKubeconfigCA(ctx, hc, kubeletConf, newCA)
 		}
 		return nil
-	}, wrapHost(certsPhase))
+	})
 }
 
 // updateKubeconfigCA sets every cluster's certificate-authority-data of a kubeconfig on
 // the host to ca.
-func updateKubeconfigCA(ctx context.Context, hc *HostCtx, path string, ca []byte) error {
+func updateKubeconfigCA(ctx context.Context, hc *engine.HostCtx, path string, ca []byte) error {
 	b, err := hc.Conn.Get(ctx, path)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w — has the node joined? run `k4t apply`", path, err)
@@ -130,9 +121,9 @@ func updateKubeconfigCA(ctx context.Context, hc *HostCtx, path string, ca []byte
 	if err != nil {
 		return err
 	}
-	c, err := FileChange(ctx, hc, certsPhase, transport.File{Path: path, Mode: 0o600, Content: out}, FileOpts{Secret: true})
+	c, err := engine.FileChange(ctx, hc, certsPhase, transport.File{Path: path, Mode: 0o600, Content: out}, engine.FileOpts{Secret: true})
 	if err != nil || c == nil {
 		return err
 	}
-	return ApplyChange(ctx, hc.Run, hc.Conn, c)
+	return engine.ApplyChange(ctx, hc.Run, hc.Conn, c)
 }

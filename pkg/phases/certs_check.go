@@ -13,6 +13,7 @@ import (
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/certs"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -79,7 +80,7 @@ func ReadHostCerts(ctx context.Context, h transport.Host, files []string) (conte
 	}
 	args := make([]string, len(files))
 	for i, f := range files {
-		args[i] = shellQuote(f)
+		args[i] = engine.ShellQuote(f)
 	}
 	res, err := h.Run(ctx, transport.Cmd{Command: "sh -s -- " + strings.Join(args, " "), Stdin: []byte(readCertsScript), Timeout: time.Minute})
 	if err != nil {
@@ -129,7 +130,7 @@ func parseHostCerts(out string, files []string) (map[string][]byte, map[string]s
 // CheckHostCerts reports every expected certificate of one host: a row per certificate
 // found (certs.CheckFiles) and a row with Err for each expected file that is missing or
 // unreadable.
-func CheckHostCerts(ctx context.Context, r *Run, h *v1alpha1.Host) ([]certs.Expiry, error) {
+func CheckHostCerts(ctx context.Context, r *engine.Run, h *v1alpha1.Host) ([]certs.Expiry, error) {
 	files := ExpectedCertFiles(r.Cluster, h)
 	if len(files) == 0 {
 		return nil, nil
@@ -165,7 +166,7 @@ func CheckHostCerts(ctx context.Context, r *Run, h *v1alpha1.Host) ([]certs.Expi
 }
 
 // CheckBastionCerts reports the state dir's pki/ and its admin kubeconfig, as host "bastion".
-func CheckBastionCerts(r *Run) []certs.Expiry {
+func CheckBastionCerts(r *engine.Run) []certs.Expiry {
 	rows, err := certs.CheckDir(r.State.PKI(), r.Now())
 	if err != nil {
 		rows = []certs.Expiry{{Name: r.State.PKI(), Err: err.Error()}}
@@ -192,8 +193,8 @@ func CheckBastionCerts(r *Run) []certs.Expiry {
 // CheckAllCerts reports every certificate on every host (in parallel) and on the bastion,
 // ordered by the inventory's host order, then by file. A host that cannot be reached or
 // read gets one row with Err; nothing is skipped.
-func CheckAllCerts(ctx context.Context, r *Run) []certs.Expiry {
-	hosts := allHosts(r)
+func CheckAllCerts(ctx context.Context, r *engine.Run) []certs.Expiry {
+	hosts := engine.AllHosts(r)
 	per := make([][]certs.Expiry, len(hosts))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 20)

@@ -11,6 +11,7 @@ import (
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/certs"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -85,7 +86,7 @@ func ParseCertNames(names []string) ([]string, error) {
 }
 
 type renewer struct {
-	r       *Run
+	r       *engine.Run
 	o       RenewOptions
 	names   []string
 	has     func(...string) bool
@@ -102,7 +103,7 @@ type renewer struct {
 // Workers' kubelet certificates follow, one node at a time. Finally the bastion's admin
 // kubeconfig is refreshed. The first failure stops the roll: hosts not reached yet are
 // untouched.
-func RenewCerts(ctx context.Context, r *Run, o RenewOptions) (*RenewResult, error) {
+func RenewCerts(ctx context.Context, r *engine.Run, o RenewOptions) (*RenewResult, error) {
 	names, err := ParseCertNames(o.Names)
 	if err != nil {
 		return nil, err
@@ -149,20 +150,20 @@ func RenewCerts(ctx context.Context, r *Run, o RenewOptions) (*RenewResult, erro
 		}
 		if err := rn.host(ctx, h); err != nil {
 			// Health gates borrowed from other phases name their phase; this is "certs".
-			var pe *Error
+			var pe *engine.Error
 			if errors.As(err, &pe) {
 				pe.Phase = certsPhase
 				if pe.Host == "" {
 					pe.Host = h.Name
 				}
 			}
-			return res, wrapPhase(certsPhase, h.Name, err)
+			return res, engine.WrapPhase(certsPhase, h.Name, err)
 		}
 		res.Renewed = append(res.Renewed, h.Name)
 	}
 	if rn.has(KubeadmCertNames...) || rn.has(EtcdCertNames...) {
 		if err := (&Kubeconfig{}).Check(ctx, r); err != nil {
-			return res, wrapPhase(certsPhase, r.Cluster.FirstMaster().Name, fmt.Errorf("refreshing the bastion's kubeconfig: %w", err))
+			return res, engine.WrapPhase(certsPhase, r.Cluster.FirstMaster().Name, fmt.Errorf("refreshing the bastion's kubeconfig: %w", err))
 		}
 	}
 	return res, nil
@@ -213,7 +214,7 @@ func (rn *renewer) renewLocal() error {
 	}
 	for _, rel := range rels {
 		if err := certs.RenewLeaf(rn.r.State.PKI(), rel, rn.o.Validity, rn.r.Now()); err != nil {
-			return Errorf("", certsPhase, "run `k4t apply --only pki` to re-issue what is missing, then renew again",
+			return engine.Errorf("", certsPhase, "run `k4t apply --only pki` to re-issue what is missing, then renew again",
 				"renewing %s in %s: %v", rel, rn.r.State.PKI(), err)
 		}
 	}
@@ -234,7 +235,7 @@ func (rn *renewer) host(ctx context.Context, h *v1alpha1.Host) (err error) {
 	if err != nil {
 		return err
 	}
-	hc := &HostCtx{Host: h, Conn: conn, Run: r}
+	hc := &engine.HostCtx{Host: h, Conn: conn, Run: r}
 	master := h.HasRole(v1alpha1.RoleMaster)
 	start := time.Now()
 	r.Events.Infof(certsPhase, h.Name, "renewing certificates")
@@ -283,9 +284,9 @@ func (rn *renewer) host(ctx context.Context, h *v1alpha1.Host) (err error) {
 		if err := rn.moveEtcdLeader(ctx, h); err != nil {
 			return err
 		}
-		c := RestartChange(hc, "etcd")
+		c := engine.RestartChange(hc, "etcd")
 		c.Phase = certsPhase
-		if err := ApplyChange(ctx, r, conn, c); err != nil {
+		if err := engine.ApplyChange(ctx, r, conn, c); err != nil {
 			return err
 		}
 		if err := (&Etcd{}).waitHealthy(ctx, r, etcdHealthTimeout); err != nil {
@@ -326,17 +327,17 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 // cmd runs one command on the host as a change (an event, an error naming host and phase).
-func (rn *renewer) cmd(ctx context.Context, hc *HostCtx, desc, command string, timeout time.Duration) error {
-	c := CommandChange(hc, certsPhase, desc, command)
+func (rn *renewer) cmd(ctx context.Context, hc *engine.HostCtx, desc, command string, timeout time.Duration) error {
+	c := engine.CommandChange(hc, certsPhase, desc, command)
 	c.Apply = func(ctx context.Context, h transport.Host) error {
 		_, err := h.Run(ctx, transport.Cmd{Command: command, Timeout: timeout})
 		return err
 	}
-	return ApplyChange(ctx, rn.r, hc.Conn, c)
+	return engine.ApplyChange(ctx, rn.r, hc.Conn, c)
 }
 
 // kubeadm renews kubeadm's certificates on a master and returns the names renewed.
-func (rn *renewer) kubeadm(ctx context.Context, hc *HostCtx) ([]string, error) {
+func (rn *renewer) kubeadm(ctx context.Context, hc *engine.HostCtx) ([]string, error) {
 	var names []string
 	first := hc.Name() == rn.r.Cluster.FirstMaster().Name
 	for _, n := range KubeadmCertNames {
@@ -359,14 +360,14 @@ func (rn *renewer) kubeadm(ctx context.Context, hc *HostCtx) ([]string, error) {
 	}
 	err := rn.cmd(ctx, hc, "kubeadm certs renew "+strings.Join(names, " "), cmd+" >/dev/null", 2*time.Minute)
 	if err != nil {
-		return nil, Errorf(hc.Name(), certsPhase, "run `kubeadm certs check-expiration` on "+hc.Name()+"; kubeadm reads its ClusterConfiguration through the API, so the API must answer",
+		return nil, engine.Errorf(hc.Name(), certsPhase, "run `kubeadm certs check-expiration` on "+hc.Name()+"; kubeadm reads its ClusterConfiguration through the API, so the API must answer",
 			"%v", err)
 	}
 	return names, nil
 }
 
 // pushEtcd writes the renewed etcd certificates of this host from the state dir.
-func (rn *renewer) pushEtcd(ctx context.Context, hc *HostCtx, master bool) (etcdChanged, clientChanged bool, err error) {
+func (rn *renewer) pushEtcd(ctx context.Context, hc *engine.HostCtx, master bool) (etcdChanged, clientChanged bool, err error) {
 	type f struct {
 		name, rel, remote string
 		etcd              bool
@@ -389,14 +390,14 @@ func (rn *renewer) pushEtcd(ctx context.Context, hc *HostCtx, master bool) (etcd
 		if err != nil {
 			return false, false, err
 		}
-		c, err := FileChange(ctx, hc, certsPhase, file, o)
+		c, err := engine.FileChange(ctx, hc, certsPhase, file, o)
 		if err != nil {
 			return false, false, err
 		}
 		if c == nil {
 			continue
 		}
-		if err := ApplyChange(ctx, rn.r, hc.Conn, c); err != nil {
+		if err := engine.ApplyChange(ctx, rn.r, hc.Conn, c); err != nil {
 			return false, false, err
 		}
 		if x.etcd {
@@ -418,7 +419,7 @@ const (
 // manifests aside, wait until kubelet has stopped their containers, move them back, wait
 // until new containers run. The manifests go back even if the wait fails or k4t is
 // interrupted (and the next renew puts back any a killed run left aside).
-func (rn *renewer) restartPods(ctx context.Context, hc *HostCtx, pods []string) (err error) {
+func (rn *renewer) restartPods(ctx context.Context, hc *engine.HostCtx, pods []string) (err error) {
 	var out, back, names []string
 	for _, p := range pods {
 		out = append(out, fmt.Sprintf("mv %s/%s.yaml %s/", manifestsDir, p, pausedDir))
@@ -475,7 +476,7 @@ func (rn *renewer) restartPods(ctx context.Context, hc *HostCtx, pods []string) 
 }
 
 // wait polls cond until it holds, the timeout passes or ctx ends.
-func (rn *renewer) wait(ctx context.Context, hc *HostCtx, timeout time.Duration, what string, cond func() (bool, string, error)) error {
+func (rn *renewer) wait(ctx context.Context, hc *engine.HostCtx, timeout time.Duration, what string, cond func() (bool, string, error)) error {
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
@@ -488,7 +489,7 @@ func (rn *renewer) wait(ctx context.Context, hc *HostCtx, timeout time.Duration,
 			last = status
 		}
 		if time.Now().After(deadline) {
-			return Errorf(hc.Name(), certsPhase, "check 'crictl ps -a' and 'journalctl -u kubelet' on "+hc.Name(),
+			return engine.Errorf(hc.Name(), certsPhase, "check 'crictl ps -a' and 'journalctl -u kubelet' on "+hc.Name(),
 				"waited %s for %s (last: %s)", timeout, what, last)
 		}
 		select {
@@ -502,7 +503,7 @@ func (rn *renewer) wait(ctx context.Context, hc *HostCtx, timeout time.Duration,
 // kubelet renews kubelet's client certificate (re-signed by the cluster CA for the same
 // key, which never leaves the node) and its self-signed serving certificate (removed, so
 // kubelet makes a new one), then restarts kubelet once. Running pods are not touched.
-func (rn *renewer) kubelet(ctx context.Context, hc *HostCtx) error {
+func (rn *renewer) kubelet(ctx context.Context, hc *engine.HostCtx) error {
 	r := rn.r
 	changed := false
 	if rn.has("kubelet-client") {
@@ -511,7 +512,7 @@ func (rn *renewer) kubelet(ctx context.Context, hc *HostCtx) error {
 			return err
 		}
 		if p := problems[kubeletClientPEM]; p != "" {
-			return Errorf(hc.Name(), certsPhase, "kubelet has not joined the cluster: run `k4t apply`", "%s: %s", kubeletClientPEM, p)
+			return engine.Errorf(hc.Name(), certsPhase, "kubelet has not joined the cluster: run `k4t apply`", "%s: %s", kubeletClientPEM, p)
 		}
 		// Same length as before: kube-controller-manager's --cluster-signing-duration
 		// (kubelet's own rotations) or kubeadm's validity (the first one) decided it.
@@ -537,9 +538,9 @@ func (rn *renewer) kubelet(ctx context.Context, hc *HostCtx) error {
 	if !changed {
 		return nil
 	}
-	c := RestartChange(hc, "kubelet")
+	c := engine.RestartChange(hc, "kubelet")
 	c.Phase = certsPhase
-	if err := ApplyChange(ctx, r, hc.Conn, c); err != nil {
+	if err := engine.ApplyChange(ctx, r, hc.Conn, c); err != nil {
 		return err
 	}
 	return rn.wait(ctx, hc, rn.readyTO, "kubelet's new serving certificate", func() (bool, string, error) {
@@ -566,10 +567,10 @@ func (rn *renewer) haproxy(ctx context.Context, m *v1alpha1.Host, verb string) e
 	for _, s := range rn.r.Cluster.SLBs() {
 		conn, err := rn.r.Connect(ctx, s)
 		if err != nil {
-			return wrapPhase(certsPhase, s.Name, err)
+			return engine.WrapPhase(certsPhase, s.Name, err)
 		}
-		hc := &HostCtx{Host: s, Conn: conn, Run: rn.r}
-		c := CommandChange(hc, certsPhase, fmt.Sprintf("%s %s in HAProxy", verb, m.Name), cmd)
+		hc := &engine.HostCtx{Host: s, Conn: conn, Run: rn.r}
+		c := engine.CommandChange(hc, certsPhase, fmt.Sprintf("%s %s in HAProxy", verb, m.Name), cmd)
 		c.Apply = func(ctx context.Context, h transport.Host) error {
 			res, err := h.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second})
 			if err != nil {
@@ -580,7 +581,7 @@ func (rn *renewer) haproxy(ctx context.Context, m *v1alpha1.Host, verb string) e
 			}
 			return nil
 		}
-		if err := ApplyChange(ctx, rn.r, conn, c); err != nil {
+		if err := engine.ApplyChange(ctx, rn.r, conn, c); err != nil {
 			return err
 		}
 	}
@@ -596,9 +597,9 @@ func (rn *renewer) waitHAProxyUp(ctx context.Context, m *v1alpha1.Host) error {
 	for _, s := range rn.r.Cluster.SLBs() {
 		conn, err := rn.r.Connect(ctx, s)
 		if err != nil {
-			return wrapPhase(certsPhase, s.Name, err)
+			return engine.WrapPhase(certsPhase, s.Name, err)
 		}
-		hc := &HostCtx{Host: s, Conn: conn, Run: rn.r}
+		hc := &engine.HostCtx{Host: s, Conn: conn, Run: rn.r}
 		if err := rn.wait(ctx, hc, time.Minute, "HAProxy to see "+m.Name+" UP", func() (bool, string, error) {
 			res, err := conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second})
 			if err != nil {
@@ -633,11 +634,11 @@ func (rn *renewer) moveEtcdLeader(ctx context.Context, h *v1alpha1.Host) error {
 	}
 	out, err := Etcdctl(ctx, rn.r, members[0], "endpoint status -w json")
 	if err != nil {
-		return wrapPhase(certsPhase, members[0].Name, fmt.Errorf("etcd endpoint status: %w", err))
+		return engine.WrapPhase(certsPhase, members[0].Name, fmt.Errorf("etcd endpoint status: %w", err))
 	}
 	var sts []etcdStatus
 	if err := json.Unmarshal([]byte(out), &sts); err != nil {
-		return Errorf(members[0].Name, certsPhase, "", "parsing etcdctl endpoint status: %v", err)
+		return engine.Errorf(members[0].Name, certsPhase, "", "parsing etcdctl endpoint status: %v", err)
 	}
 	self := "https://" + h.InternalAddress + ":2379"
 	var selfID, leader, other uint64
@@ -660,7 +661,7 @@ func (rn *renewer) moveEtcdLeader(ctx context.Context, h *v1alpha1.Host) error {
 		return nil
 	}
 	if _, err := Etcdctl(ctx, rn.r, members[0], fmt.Sprintf("move-leader %x", other)); err != nil {
-		return wrapPhase(certsPhase, h.Name, fmt.Errorf("etcd move-leader away from %s: %w", h.Name, err))
+		return engine.WrapPhase(certsPhase, h.Name, fmt.Errorf("etcd move-leader away from %s: %w", h.Name, err))
 	}
 	rn.r.Events.Infof(certsPhase, h.Name, "etcd leadership handed to member %x before the restart", other)
 	return nil

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/state"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
@@ -334,22 +335,12 @@ func cronField(field string, v, lo, hi int) bool {
 // InstallNodeFallback puts the node-side fallback on every master: a script and a daily
 // timer, each master at its own hour (see templates.CertsFallbackInput). Masters are
 // changed in parallel: nothing restarts now.
-func InstallNodeFallback(ctx context.Context, r *Run, before time.Duration) error {
+func InstallNodeFallback(ctx context.Context, r *engine.Run, before time.Duration) error {
 	masters := r.Cluster.Masters()
-	e := &Engine{Run: r}
-	var plans []*HostPlan
-	for _, m := range masters {
-		plans = append(plans, &HostPlan{HostCtx: &HostCtx{Host: m, Run: r}})
-	}
-	return e.forEach(ctx, plans, func(ctx context.Context, pl *HostPlan) error {
-		conn, err := r.Connect(ctx, pl.Host)
-		if err != nil {
-			return err
-		}
-		pl.Conn = conn
+	return engine.OnHosts(ctx, r, certsPhase, masters, func(ctx context.Context, hc *engine.HostCtx) error {
 		idx := 0
 		for i, m := range masters {
-			if m.Name == pl.Name() {
+			if m.Name == hc.Name() {
 				idx = i
 			}
 		}
@@ -372,12 +363,12 @@ func InstallNodeFallback(ctx context.Context, r *Run, before time.Duration) erro
 			{Path: templates.SystemdUnitDir + "/" + templates.CertsFallbackUnit + ".service", Mode: 0o644, Content: svc},
 			{Path: templates.SystemdUnitDir + "/" + templates.CertsFallbackUnit + ".timer", Mode: 0o644, Content: tmr},
 		} {
-			c, err := FileChange(ctx, pl.HostCtx, certsPhase, f, FileOpts{})
+			c, err := engine.FileChange(ctx, hc, certsPhase, f, engine.FileOpts{})
 			if err != nil {
 				return err
 			}
 			if c != nil {
-				if err := ApplyChange(ctx, r, conn, c); err != nil {
+				if err := engine.ApplyChange(ctx, r, hc.Conn, c); err != nil {
 					return err
 				}
 				unitChanged = unitChanged || strings.HasPrefix(f.Path, templates.SystemdUnitDir)
@@ -387,26 +378,17 @@ func InstallNodeFallback(ctx context.Context, r *Run, before time.Duration) erro
 		if unitChanged {
 			cmd = "systemctl daemon-reload && systemctl restart " + templates.CertsFallbackUnit + ".timer && " + cmd
 		}
-		return ApplyChange(ctx, r, conn, CommandChange(pl.HostCtx, certsPhase, "enable "+templates.CertsFallbackUnit+".timer", cmd))
-	}, wrapHost(certsPhase))
+		return engine.ApplyChange(ctx, r, hc.Conn, engine.CommandChange(hc, certsPhase, "enable "+templates.CertsFallbackUnit+".timer", cmd))
+	})
 }
 
 // RemoveNodeFallback takes the node-side fallback off every master.
-func RemoveNodeFallback(ctx context.Context, r *Run) error {
-	e := &Engine{Run: r}
-	var plans []*HostPlan
-	for _, m := range r.Cluster.Masters() {
-		plans = append(plans, &HostPlan{HostCtx: &HostCtx{Host: m, Run: r}})
-	}
+func RemoveNodeFallback(ctx context.Context, r *engine.Run) error {
 	u := templates.CertsFallbackUnit
 	cmd := fmt.Sprintf("systemctl disable --now %[1]s.timer 2>/dev/null; rm -f %[2]s/%[1]s.timer %[2]s/%[1]s.service %[3]s && systemctl daemon-reload", u, templates.SystemdUnitDir, templates.CertsFallbackScriptPath)
-	return e.forEach(ctx, plans, func(ctx context.Context, pl *HostPlan) error {
-		conn, err := r.Connect(ctx, pl.Host)
-		if err != nil {
-			return err
-		}
-		return ApplyChange(ctx, r, conn, CommandChange(pl.HostCtx, certsPhase, "remove "+u+".timer", cmd))
-	}, wrapHost(certsPhase))
+	return engine.OnHosts(ctx, r, certsPhase, r.Cluster.Masters(), func(ctx context.Context, hc *engine.HostCtx) error {
+		return engine.ApplyChange(ctx, r, hc.Conn, engine.CommandChange(hc, certsPhase, "remove "+u+".timer", cmd))
+	})
 }
 
 // RecordNodeFallback notes in the schedule's info that masters carry the fallback (so

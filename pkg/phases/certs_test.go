@@ -17,6 +17,7 @@ import (
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/certs"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/events"
 	"k4t.io/k4t/pkg/state"
 	"k4t.io/k4t/pkg/templates"
@@ -27,7 +28,7 @@ import (
 // and answer the commands of the renewal roll like real hosts would.
 type certCluster struct {
 	t     *testing.T
-	run   *Run
+	run   *engine.Run
 	fakes map[string]*transport.Fake
 	coll  *events.Collect
 
@@ -143,9 +144,9 @@ func newCertCluster(t *testing.T, hosts ...string) *certCluster {
 		f.OnRun = cc.answer(f)
 	}
 	cc.coll = &events.Collect{}
-	cc.run = &Run{Cluster: c, State: st, Events: events.NewEmitter("test", cc.coll),
+	cc.run = &engine.Run{Cluster: c, State: st, Events: events.NewEmitter("test", cc.coll),
 		Connect: func(ctx context.Context, h *v1alpha1.Host) (transport.Host, error) { return cc.fakes[h.Name], nil },
-		Options: Options{Now: time.Now}}
+		Options: engine.Options{Now: time.Now}}
 	j, err := state.OpenJournal(st.Journal(), "test")
 	if err != nil {
 		t.Fatal(err)

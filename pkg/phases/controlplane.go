@@ -17,6 +17,7 @@ import (
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/certs"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -40,7 +41,7 @@ func (*ControlPlane) Name() string { return "control-plane" }
 func (*ControlPlane) Title() string {
 	return "Control plane: kubeadm init on the first master, joins through the VIP"
 }
-func (*ControlPlane) Hosts(r *Run) []*v1alpha1.Host { return r.Cluster.Masters() }
+func (*ControlPlane) Hosts(r *engine.Run) []*v1alpha1.Host { return r.Cluster.Masters() }
 
 // masterPKI lists what every master gets from the state dir.
 var masterPKI = []struct{ rel, remote string }{
@@ -55,7 +56,7 @@ var masterPKI = []struct{ rel, remote string }{
 	{certs.APIServerEtcd + ".key", templates.KubeadmEtcdClientKey},
 }
 
-func nodeRegistration(r *Run, h *v1alpha1.Host) templates.NodeRegistration {
+func nodeRegistration(r *engine.Run, h *v1alpha1.Host) templates.NodeRegistration {
 	return templates.NodeRegistration{
 		Name: h.Name, NodeIP: h.InternalAddress, ImagePullPolicy: "Never",
 		IgnorePreflightErrors: r.Cluster.Spec.Preflight.IgnoreErrors,
@@ -63,15 +64,15 @@ func nodeRegistration(r *Run, h *v1alpha1.Host) templates.NodeRegistration {
 	}
 }
 
-func (p *ControlPlane) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+func (p *ControlPlane) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	r := hc.Run
-	var out []*Change
+	var out []*engine.Change
 	for _, f := range masterPKI {
 		file, o, err := pkiFile(r, f.rel, f.remote)
 		if err != nil {
 			return nil, err
 		}
-		c, err := FileChange(ctx, hc, p.Name(), file, o)
+		c, err := engine.FileChange(ctx, hc, p.Name(), file, o)
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +91,7 @@ func (p *ControlPlane) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error)
 	if err != nil {
 		return nil, err
 	}
-	c, err := FileChange(ctx, hc, p.Name(), transport.File{Path: kubeadmConfigPath, Mode: 0o600, Content: cfg}, FileOpts{Secret: true})
+	c, err := engine.FileChange(ctx, hc, p.Name(), transport.File{Path: kubeadmConfigPath, Mode: 0o600, Content: cfg}, engine.FileOpts{Secret: true})
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +118,7 @@ func (p *ControlPlane) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error)
 // node left half-way by an interrupted run is first undone by a rendered
 // script in the same Change, never by `kubeadm reset`: the reset would empty
 // the etcd member's data dir and delete the PKI that k4t pushed.
-func kubeadmChange(ctx context.Context, hc *HostCtx, phase, desc, marker, cmd string) ([]*Change, error) {
+func kubeadmChange(ctx context.Context, hc *engine.HostCtx, phase, desc, marker, cmd string) ([]*engine.Change, error) {
 	fi, err := hc.Conn.Stat(ctx, marker)
 	if err != nil {
 		return nil, err
@@ -137,7 +138,7 @@ func kubeadmChange(ctx context.Context, hc *HostCtx, phase, desc, marker, cmd st
 		}
 	}
 	full := cmd + " && touch " + marker
-	return []*Change{{Host: hc.Name(), Phase: phase, Kind: KindCommand, Desc: desc, Key: "kubeadm:" + phase,
+	return []*engine.Change{{Host: hc.Name(), Phase: phase, Kind: engine.KindCommand, Desc: desc, Key: "kubeadm:" + phase,
 		Apply: func(ctx context.Context, h transport.Host) error {
 			if undo != nil {
 				if _, err := h.Run(ctx, transport.Cmd{Command: "sh -s", Stdin: undo, Timeout: 2 * time.Minute}); err != nil {
@@ -149,7 +150,7 @@ func kubeadmChange(ctx context.Context, hc *HostCtx, phase, desc, marker, cmd st
 		}}}, nil
 }
 
-func initConfig(r *Run, h *v1alpha1.Host) ([]byte, error) {
+func initConfig(r *engine.Run, h *v1alpha1.Host) ([]byte, error) {
 	c := r.Cluster
 	tok, err := bootstrapToken(r)
 	if err != nil {
@@ -187,7 +188,7 @@ func initConfig(r *Run, h *v1alpha1.Host) ([]byte, error) {
 	})
 }
 
-func joinConfig(r *Run, h *v1alpha1.Host, controlPlane bool) ([]byte, error) {
+func joinConfig(r *engine.Run, h *v1alpha1.Host, controlPlane bool) ([]byte, error) {
 	tok, err := bootstrapToken(r)
 	if err != nil {
 		return nil, err
@@ -206,19 +207,19 @@ func joinConfig(r *Run, h *v1alpha1.Host, controlPlane bool) ([]byte, error) {
 var bootstrapTokenRE = regexp.MustCompile(`^[a-z0-9]{6}\.[a-z0-9]{16}$`)
 
 // bootstrapToken is the cluster's join token, kept in the state dir.
-func bootstrapToken(r *Run) (string, error) {
+func bootstrapToken(r *engine.Run) (string, error) {
 	tok, err := bootstrapTokenSecret(r)
 	if err != nil {
 		return "", err
 	}
 	if !bootstrapTokenRE.MatchString(tok) {
-		return "", Errorf("", "", "delete "+r.State.Path("secrets", "bootstrap-token")+" and re-run: k4t makes a new one",
+		return "", engine.Errorf("", "", "delete "+r.State.Path("secrets", "bootstrap-token")+" and re-run: k4t makes a new one",
 			"the bootstrap token in the state dir is not of kubeadm's form [a-z0-9]{6}.[a-z0-9]{16}")
 	}
 	return tok, nil
 }
 
-func bootstrapTokenSecret(r *Run) (string, error) {
+func bootstrapTokenSecret(r *engine.Run) (string, error) {
 	return r.State.Secret("bootstrap-token", func() (string, error) {
 		const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
 		b := make([]byte, 22)
@@ -233,7 +234,7 @@ func bootstrapTokenSecret(r *Run) (string, error) {
 }
 
 // caCertHash pins the cluster CA for joins: sha256 of its public key info.
-func caCertHash(r *Run) (string, error) {
+func caCertHash(r *engine.Run) (string, error) {
 	b, err := os.ReadFile(filepath.Join(r.State.PKI(), certs.KubernetesCA+".crt"))
 	if err != nil {
 		return "", err
@@ -252,7 +253,7 @@ func caCertHash(r *Run) (string, error) {
 
 // Apply initialises the first master, then joins the others one at a time,
 // each gated on its own kube-apiserver being ready.
-func (p *ControlPlane) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
+func (p *ControlPlane) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan) error {
 	for i, pl := range plans {
 		if len(pl.Changes) == 0 {
 			continue
@@ -262,7 +263,7 @@ func (p *ControlPlane) Apply(ctx context.Context, r *Run, plans []*HostPlan) err
 				return err
 			}
 		}
-		if err := ApplyChanges(ctx, r, pl); err != nil {
+		if err := engine.ApplyChanges(ctx, r, pl); err != nil {
 			return err
 		}
 		if err := waitReady(ctx, pl.HostCtx, "https://"+net.JoinHostPort(pl.Host.InternalAddress, "6443"), 3*time.Minute); err != nil {
@@ -273,17 +274,17 @@ func (p *ControlPlane) Apply(ctx context.Context, r *Run, plans []*HostPlan) err
 }
 
 // Check asks the API through the control plane endpoint (the VIP).
-func (p *ControlPlane) Check(ctx context.Context, r *Run) error {
+func (p *ControlPlane) Check(ctx context.Context, r *engine.Run) error {
 	first := r.Cluster.FirstMaster()
 	conn, err := r.Connect(ctx, first)
 	if err != nil {
 		return err
 	}
-	return waitReady(ctx, &HostCtx{Host: first, Conn: conn, Run: r}, "https://"+r.Cluster.APIServerEndpoint(), 2*time.Minute)
+	return waitReady(ctx, &engine.HostCtx{Host: first, Conn: conn, Run: r}, "https://"+r.Cluster.APIServerEndpoint(), 2*time.Minute)
 }
 
 // waitReady polls kube-apiserver's /readyz at server from the host.
-func waitReady(ctx context.Context, hc *HostCtx, server string, timeout time.Duration) error {
+func waitReady(ctx context.Context, hc *engine.HostCtx, server string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	cmd := fmt.Sprintf("kubectl --kubeconfig %s --server %s get --raw /readyz", adminConf, server)
 	var last error
@@ -294,7 +295,7 @@ func waitReady(ctx context.Context, hc *HostCtx, server string, timeout time.Dur
 		}
 		last = err
 		if time.Now().After(deadline) {
-			return Errorf(hc.Name(), "control-plane", "check 'crictl ps -a' and 'journalctl -u kubelet' on "+hc.Name(),
+			return engine.Errorf(hc.Name(), "control-plane", "check 'crictl ps -a' and 'journalctl -u kubelet' on "+hc.Name(),
 				"kube-apiserver at %s not ready after %s (last: %v)", server, timeout, last)
 		}
 		select {
@@ -307,7 +308,7 @@ func waitReady(ctx context.Context, hc *HostCtx, server string, timeout time.Dur
 
 // ensureToken (re)creates the bootstrap token on the first master when it
 // has expired, so joins long after init still work.
-func ensureToken(ctx context.Context, r *Run) error {
+func ensureToken(ctx context.Context, r *engine.Run) error {
 	tok, err := bootstrapToken(r)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/certs"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -31,13 +32,13 @@ const (
 	etcdHealthTimeout = 90 * time.Second
 )
 
-func (*Etcd) Name() string                  { return "etcd" }
-func (*Etcd) Title() string                 { return "etcd: TLS members as systemd units, health-gated" }
-func (*Etcd) Hosts(r *Run) []*v1alpha1.Host { return r.Cluster.EtcdMembers() }
+func (*Etcd) Name() string                         { return "etcd" }
+func (*Etcd) Title() string                        { return "etcd: TLS members as systemd units, health-gated" }
+func (*Etcd) Hosts(r *engine.Run) []*v1alpha1.Host { return r.Cluster.EtcdMembers() }
 
 // Prepare reads every member's state (read-only): whether the cluster runs
 // with quorum, and which members lost their data.
-func (e *Etcd) Prepare(ctx context.Context, r *Run) error {
+func (e *Etcd) Prepare(ctx context.Context, r *engine.Run) error {
 	c, err := probeEtcd(ctx, r)
 	if err != nil {
 		return err
@@ -50,7 +51,7 @@ func (e *Etcd) Prepare(ctx context.Context, r *Run) error {
 	return nil
 }
 
-func etcdInput(r *Run, name, state string) templates.EtcdInput {
+func etcdInput(r *engine.Run, name, state string) templates.EtcdInput {
 	in := templates.EtcdInput{Name: name, ClusterState: state, ClusterToken: "k4t-" + r.Cluster.Metadata.Name,
 		DataDir: r.Cluster.Spec.Etcd.DataDir}
 	for _, m := range r.Cluster.EtcdMembers() {
@@ -59,9 +60,9 @@ func etcdInput(r *Run, name, state string) templates.EtcdInput {
 	return in
 }
 
-func (e *Etcd) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+func (e *Etcd) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	r := hc.Run
-	cs := NewChanges(hc, e.Name())
+	cs := engine.NewChanges(hc, e.Name())
 	repair, err := e.cluster.repairChanges(hc, e.Name())
 	if err != nil {
 		return nil, err
@@ -73,7 +74,7 @@ func (e *Etcd) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 		if err != nil {
 			return nil, err
 		}
-		ch, err := cs.File(ctx, f, FileOpts{Binary: true})
+		ch, err := cs.File(ctx, f, engine.FileOpts{Binary: true})
 		if err != nil {
 			return nil, err
 		}
@@ -109,15 +110,15 @@ func (e *Etcd) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	envChanged, err := cs.File(ctx, transport.File{Path: templates.EtcdEnvPath, Mode: 0o644, Content: env}, FileOpts{})
+	envChanged, err := cs.File(ctx, transport.File{Path: templates.EtcdEnvPath, Mode: 0o644, Content: env}, engine.FileOpts{})
 	if err != nil {
 		return nil, err
 	}
-	unitChanged, err := cs.File(ctx, transport.File{Path: etcdUnitPath, Mode: 0o644, Content: unit}, FileOpts{})
+	unitChanged, err := cs.File(ctx, transport.File{Path: etcdUnitPath, Mode: 0o644, Content: unit}, engine.FileOpts{})
 	if err != nil {
 		return nil, err
 	}
-	units, err := UnitChanges(ctx, hc, Unit{Name: "etcd", UnitFileChanged: unitChanged,
+	units, err := engine.UnitChanges(ctx, hc, engine.Unit{Name: "etcd", UnitFileChanged: unitChanged,
 		ConfigChanged: envChanged || certChanged || binChanged || len(repair) > 0, NoBlock: true})
 	if err != nil {
 		return nil, err
@@ -128,7 +129,7 @@ func (e *Etcd) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 
 // artifactFile resolves an artifact to a verified local file to put at its
 // install path; Put's checksum then skips hosts that already have it.
-func artifactFile(ctx context.Context, r *Run, name string) (transport.File, error) {
+func artifactFile(ctx context.Context, r *engine.Run, name string) (transport.File, error) {
 	if r.Options.Artifacts == nil {
 		return transport.File{}, fmt.Errorf("no artifact source configured")
 	}
@@ -147,11 +148,11 @@ func artifactFile(ctx context.Context, r *Run, name string) (transport.File, err
 // whose first start was interrupted); on a running cluster it changes one
 // member at a time and waits for that member to be healthy (which needs
 // quorum) before the next, so quorum is never lost.
-func (e *Etcd) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
+func (e *Etcd) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan) error {
 	if e.cluster.bootstrap() {
 		errs := make(chan error, len(plans))
 		for _, pl := range plans {
-			go func() { errs <- ApplyChanges(ctx, r, pl) }()
+			go func() { errs <- engine.ApplyChanges(ctx, r, pl) }()
 		}
 		var all []error
 		for range plans {
@@ -163,7 +164,7 @@ func (e *Etcd) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
 		if len(pl.Changes) == 0 {
 			continue
 		}
-		if err := ApplyChanges(ctx, r, pl); err != nil {
+		if err := engine.ApplyChanges(ctx, r, pl); err != nil {
 			return err
 		}
 		if err := waitMemberHealthy(ctx, r, pl.Host, etcdHealthTimeout); err != nil {
@@ -176,7 +177,7 @@ func (e *Etcd) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
 // Check gates the phase on every member being healthy over TLS and the
 // member list matching the inventory, and records in the state dir that the
 // cluster formed (with its member IDs).
-func (e *Etcd) Check(ctx context.Context, r *Run) error {
+func (e *Etcd) Check(ctx context.Context, r *engine.Run) error {
 	if err := e.waitHealthy(ctx, r, etcdHealthTimeout); err != nil {
 		return err
 	}
@@ -196,7 +197,7 @@ func (e *Etcd) Check(ctx context.Context, r *Run) error {
 	slices.Sort(members)
 	slices.Sort(want)
 	if !slices.Equal(members, want) {
-		return Errorf("", "etcd", "remove stale members with 'etcdctl member remove' (k4t delete node does this)", "member list %v does not match the inventory %v", members, want)
+		return engine.Errorf("", "etcd", "remove stale members with 'etcdctl member remove' (k4t delete node does this)", "member list %v does not match the inventory %v", members, want)
 	}
 	if r.State != nil {
 		if err := r.State.WriteFile(formedMarker, []byte(record.String()), 0o600); err != nil {
@@ -209,7 +210,7 @@ func (e *Etcd) Check(ctx context.Context, r *Run) error {
 
 // Etcdctl runs etcdctl on host h against every member, with the
 // healthcheck client certificate.
-func Etcdctl(ctx context.Context, r *Run, h *v1alpha1.Host, args string) (string, error) {
+func Etcdctl(ctx context.Context, r *engine.Run, h *v1alpha1.Host, args string) (string, error) {
 	conn, err := r.Connect(ctx, h)
 	if err != nil {
 		return "", err
@@ -222,7 +223,7 @@ func Etcdctl(ctx context.Context, r *Run, h *v1alpha1.Host, args string) (string
 }
 
 // etcdMembers is `etcdctl member list`, sorted by name.
-func etcdMembers(ctx context.Context, r *Run) ([]etcdListed, error) {
+func etcdMembers(ctx context.Context, r *engine.Run) ([]etcdListed, error) {
 	out, err := Etcdctl(ctx, r, r.Cluster.EtcdMembers()[0], "member list -w json")
 	if err != nil {
 		return nil, err
@@ -238,7 +239,7 @@ func etcdMembers(ctx context.Context, r *Run) ([]etcdListed, error) {
 }
 
 // EtcdMemberNames lists the cluster's members, sorted.
-func EtcdMemberNames(ctx context.Context, r *Run) ([]string, error) {
+func EtcdMemberNames(ctx context.Context, r *engine.Run) ([]string, error) {
 	listed, err := etcdMembers(ctx, r)
 	if err != nil {
 		return nil, err
@@ -250,19 +251,19 @@ func EtcdMemberNames(ctx context.Context, r *Run) ([]string, error) {
 	return names, nil
 }
 
-func (e *Etcd) waitHealthy(ctx context.Context, r *Run, timeout time.Duration) error {
+func (e *Etcd) waitHealthy(ctx context.Context, r *engine.Run, timeout time.Duration) error {
 	members := r.Cluster.EtcdMembers()
 	return waitEtcd(ctx, r, members[0], members, len(members), timeout)
 }
 
 // waitMemberHealthy waits for one member's linearizable health check, which
 // passes only when that member is part of a quorum.
-func waitMemberHealthy(ctx context.Context, r *Run, h *v1alpha1.Host, timeout time.Duration) error {
+func waitMemberHealthy(ctx context.Context, r *engine.Run, h *v1alpha1.Host, timeout time.Duration) error {
 	return waitEtcd(ctx, r, h, []*v1alpha1.Host{h}, 1, timeout)
 }
 
 // waitEtcd polls from host `from` until want of endpoints are healthy.
-func waitEtcd(ctx context.Context, r *Run, from *v1alpha1.Host, endpoints []*v1alpha1.Host, want int, timeout time.Duration) error {
+func waitEtcd(ctx context.Context, r *engine.Run, from *v1alpha1.Host, endpoints []*v1alpha1.Host, want int, timeout time.Duration) error {
 	conn, err := r.Connect(ctx, from)
 	if err != nil {
 		return err
@@ -279,7 +280,7 @@ func waitEtcd(ctx context.Context, r *Run, from *v1alpha1.Host, endpoints []*v1a
 			if err != nil {
 				last = err.Error()
 			}
-			return Errorf(from.Name, "etcd", "check 'journalctl -u etcd' on each member",
+			return engine.Errorf(from.Name, "etcd", "check 'journalctl -u etcd' on each member",
 				"%d of %d member(s) did not become healthy in %s (last: %s)", want, len(endpoints), timeout, last)
 		}
 		select {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -71,7 +72,7 @@ const formedMarker = "etcd/members"
 
 // probeEtcd reads every member host (unit, data dir, env file) and, when
 // some member runs, the cluster's health and member list. Read-only.
-func probeEtcd(ctx context.Context, r *Run) (*etcdCluster, error) {
+func probeEtcd(ctx context.Context, r *engine.Run) (*etcdCluster, error) {
 	hosts := r.Cluster.EtcdMembers()
 	c := &etcdCluster{members: map[string]etcdMemberState{}}
 	if r.State != nil {
@@ -88,7 +89,7 @@ func probeEtcd(ctx context.Context, r *Run) (*etcdCluster, error) {
 			defer wg.Done()
 			st, err := probeMember(ctx, r, h)
 			if err != nil {
-				errs[i] = wrapPhase("etcd", h.Name, err)
+				errs[i] = engine.WrapPhase("etcd", h.Name, err)
 				return
 			}
 			mu.Lock()
@@ -118,25 +119,25 @@ func probeEtcd(ctx context.Context, r *Run) (*etcdCluster, error) {
 	if c.healthy {
 		out, err := Etcdctl(ctx, r, from, "member list -w json")
 		if err != nil {
-			return nil, wrapPhase("etcd", from.Name, fmt.Errorf("listing members: %w", err))
+			return nil, engine.WrapPhase("etcd", from.Name, fmt.Errorf("listing members: %w", err))
 		}
 		var l struct {
 			Members []etcdListed `json:"members"`
 		}
 		if err := json.Unmarshal([]byte(out), &l); err != nil {
-			return nil, wrapPhase("etcd", from.Name, fmt.Errorf("reading the member list: %w", err))
+			return nil, engine.WrapPhase("etcd", from.Name, fmt.Errorf("reading the member list: %w", err))
 		}
 		c.listed = l.Members
 	}
 	return c, nil
 }
 
-func probeMember(ctx context.Context, r *Run, h *v1alpha1.Host) (etcdMemberState, error) {
+func probeMember(ctx context.Context, r *engine.Run, h *v1alpha1.Host) (etcdMemberState, error) {
 	conn, err := r.Connect(ctx, h)
 	if err != nil {
 		return etcdMemberState{}, err
 	}
-	dir := shellQuote(r.Cluster.Spec.Etcd.DataDir)
+	dir := engine.ShellQuote(r.Cluster.Spec.Etcd.DataDir)
 	cmd := fmt.Sprintf(`echo active=$(systemctl is-active etcd); [ -d %[1]s/member/wal ] && echo data=yes; [ -n "$(ls -A %[1]s 2>/dev/null)" ] && echo used=yes; sed -n 's/^ETCD_INITIAL_CLUSTER_STATE=/state=/p' %[2]s 2>/dev/null; true`,
 		dir, templates.EtcdEnvPath)
 	res, err := conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 30 * time.Second})
@@ -163,7 +164,7 @@ func probeMember(ctx context.Context, r *Run, h *v1alpha1.Host) (etcdMemberState
 // etcdHealthyCount asks every member's endpoint, from host from, for a
 // linearizable health check: a member counts only when a quorum stands
 // behind it.
-func etcdHealthyCount(ctx context.Context, r *Run, from *v1alpha1.Host, members []*v1alpha1.Host) (int, error) {
+func etcdHealthyCount(ctx context.Context, r *engine.Run, from *v1alpha1.Host, members []*v1alpha1.Host) (int, error) {
 	conn, err := r.Connect(ctx, from)
 	if err != nil {
 		return 0, err
@@ -174,9 +175,9 @@ func etcdHealthyCount(ctx context.Context, r *Run, from *v1alpha1.Host, members 
 	}
 	if jerr := json.Unmarshal(res.Stdout, &health); jerr != nil {
 		if err != nil {
-			return 0, wrapPhase("etcd", from.Name, fmt.Errorf("etcd health: %w", err))
+			return 0, engine.WrapPhase("etcd", from.Name, fmt.Errorf("etcd health: %w", err))
 		}
-		return 0, wrapPhase("etcd", from.Name, fmt.Errorf("reading etcd health: %w", jerr))
+		return 0, engine.WrapPhase("etcd", from.Name, fmt.Errorf("reading etcd health: %w", jerr))
 	}
 	n := 0
 	for _, h := range health {
@@ -232,7 +233,7 @@ func (c *etcdCluster) clusterState(name string) string {
 // others. Each step is re-derived from the hosts, so a run killed between
 // two steps is finished by the next. The commands run on the member itself,
 // against the other members' endpoints.
-func (c *etcdCluster) repairChanges(hc *HostCtx, phase string) ([]*Change, error) {
+func (c *etcdCluster) repairChanges(hc *engine.HostCtx, phase string) ([]*engine.Change, error) {
 	m := c.members[hc.Name()]
 	if m.HasData {
 		return nil, nil
@@ -241,7 +242,7 @@ func (c *etcdCluster) repairChanges(hc *HostCtx, phase string) ([]*Change, error
 		if !c.formed {
 			return nil, nil // a new cluster: every member starts together
 		}
-		return nil, Errorf(hc.Name(), phase, "restore etcd from a snapshot ('etcdctl snapshot save' on a member with data, then etcdutl snapshot restore on every member), or start the members that still have data first",
+		return nil, engine.Errorf(hc.Name(), phase, "restore etcd from a snapshot ('etcdctl snapshot save' on a member with data, then etcdutl snapshot restore on every member), or start the members that still have data first",
 			"member %s has no data and the other members have no quorum (%d of %d needed): a member can be replaced only while the rest keep quorum", hc.Name(), c.quorum(), len(c.members))
 	}
 	var self *v1alpha1.Host
@@ -265,31 +266,31 @@ func (c *etcdCluster) repairChanges(hc *HostCtx, phase string) ([]*Change, error
 	if entry != nil && !entry.started() && !m.DirUsed {
 		return nil, nil // added (or never started): it only has to start
 	}
-	var out []*Change
+	var out []*engine.Change
 	if m.Active {
 		out = append(out, unitCommand(hc, phase, "stop etcd (its data is gone; it is replaced below)", "stop:etcd", "systemctl stop etcd"))
 	}
 	if m.DirUsed {
 		dir := hc.Run.Cluster.Spec.Etcd.DataDir
 		aside := fmt.Sprintf("%s.k4t-%s", dir, hc.Run.Now().UTC().Format("20060102T150405Z"))
-		out = append(out, CommandChange(hc, phase, fmt.Sprintf("move %s aside to %s (what is left of a member without a WAL)", dir, aside),
-			fmt.Sprintf("mv %s %s", shellQuote(dir), shellQuote(aside))))
+		out = append(out, engine.CommandChange(hc, phase, fmt.Sprintf("move %s aside to %s (what is left of a member without a WAL)", dir, aside),
+			fmt.Sprintf("mv %s %s", engine.ShellQuote(dir), engine.ShellQuote(aside))))
 	}
 	if entry != nil && entry.started() {
 		id := strconv.FormatUint(entry.ID, 16)
-		out = append(out, CommandChange(hc, phase, fmt.Sprintf("etcdctl member remove %s (%s lost its data; the other members keep quorum)", id, hc.Name()),
+		out = append(out, engine.CommandChange(hc, phase, fmt.Sprintf("etcdctl member remove %s (%s lost its data; the other members keep quorum)", id, hc.Name()),
 			etcdctlCmd(others, "member remove "+id)))
 		entry = nil
 	}
 	if entry == nil {
-		out = append(out, CommandChange(hc, phase, fmt.Sprintf("etcdctl member add %s --peer-urls=%s", hc.Name(), peer),
+		out = append(out, engine.CommandChange(hc, phase, fmt.Sprintf("etcdctl member add %s --peer-urls=%s", hc.Name(), peer),
 			etcdctlCmd(others, fmt.Sprintf("member add %s --peer-urls=%s", hc.Name(), peer))))
 	}
 	return out, nil
 }
 
-func unitCommand(hc *HostCtx, phase, desc, key, cmd string) *Change {
-	c := CommandChange(hc, phase, desc, cmd)
-	c.Kind, c.Key = KindUnit, key
+func unitCommand(hc *engine.HostCtx, phase, desc, key, cmd string) *engine.Change {
+	c := engine.CommandChange(hc, phase, desc, cmd)
+	c.Kind, c.Key = engine.KindUnit, key
 	return c
 }

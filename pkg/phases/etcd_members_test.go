@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/transport"
 )
 
-func etcdTestRun(t *testing.T) (*Run, map[string]*transport.Fake) {
+func etcdTestRun(t *testing.T) (*engine.Run, map[string]*transport.Fake) {
 	t.Helper()
 	c := &v1alpha1.Cluster{}
 	c.Spec.Etcd.DataDir = "/var/lib/etcd"
@@ -20,12 +21,12 @@ func etcdTestRun(t *testing.T) (*Run, map[string]*transport.Fake) {
 		c.Spec.Hosts = append(c.Spec.Hosts, v1alpha1.Host{Name: n, Address: ip, InternalAddress: ip, Roles: []v1alpha1.Role{v1alpha1.RoleMaster}})
 		fakes[n] = transport.NewFake(n)
 	}
-	r := &Run{Cluster: c, Options: Options{Now: func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) }},
+	r := &engine.Run{Cluster: c, Options: engine.Options{Now: func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) }},
 		Connect: func(ctx context.Context, h *v1alpha1.Host) (transport.Host, error) { return fakes[h.Name], nil }}
 	return r, fakes
 }
 
-func descs(cs []*Change) string {
+func descs(cs []*engine.Change) string {
 	var out []string
 	for _, c := range cs {
 		out = append(out, c.Desc)
@@ -73,7 +74,7 @@ func TestEtcdRepairSteps(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &etcdCluster{members: map[string]etcdMemberState{"master1": withData, "master2": tc.m2, "master3": withData},
 				healthy: tc.healthy, formed: tc.formed, listed: tc.list}
-			hc := &HostCtx{Host: &r.Cluster.Spec.Hosts[1], Conn: fakes["master2"], Run: r}
+			hc := &engine.HostCtx{Host: &r.Cluster.Spec.Hosts[1], Conn: fakes["master2"], Run: r}
 			cs, err := c.repairChanges(hc, "etcd")
 			if want, ok := strings.CutPrefix(tc.want, "error: "); ok {
 				if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "snapshot") {

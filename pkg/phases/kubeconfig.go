@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/transport"
 )
 
@@ -22,7 +23,7 @@ func (*Kubeconfig) Title() string {
 	return "Kubeconfig: admin access from the bastion, through the VIP"
 }
 
-func (p *Kubeconfig) Check(ctx context.Context, r *Run) error {
+func (p *Kubeconfig) Check(ctx context.Context, r *engine.Run) error {
 	conn, err := r.Connect(ctx, r.Cluster.FirstMaster())
 	if err != nil {
 		return err
@@ -38,7 +39,7 @@ func (p *Kubeconfig) Check(ctx context.Context, r *Run) error {
 	want := "https://" + r.Cluster.APIServerEndpoint()
 	for name, c := range cfg.Clusters {
 		if c.Server != want {
-			return Errorf(r.Cluster.FirstMaster().Name, p.Name(), "", "%s: cluster %s points at %s, not the endpoint %s", adminConf, name, c.Server, want)
+			return engine.Errorf(r.Cluster.FirstMaster().Name, p.Name(), "", "%s: cluster %s points at %s, not the endpoint %s", adminConf, name, c.Server, want)
 		}
 	}
 	if err := r.State.WriteFile(r.State.Kubeconfig(), b, 0o600); err != nil {

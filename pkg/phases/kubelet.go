@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -14,18 +15,18 @@ import (
 // changed).
 type Kubelet struct{}
 
-func (*Kubelet) Name() string                  { return "kubelet" }
-func (*Kubelet) Title() string                 { return "Kubelet: kubeadm, kubelet, kubectl and the kubelet unit" }
-func (*Kubelet) Hosts(r *Run) []*v1alpha1.Host { return kubeNodes(r) }
+func (*Kubelet) Name() string                         { return "kubelet" }
+func (*Kubelet) Title() string                        { return "Kubelet: kubeadm, kubelet, kubectl and the kubelet unit" }
+func (*Kubelet) Hosts(r *engine.Run) []*v1alpha1.Host { return kubeNodes(r) }
 
-func (p *Kubelet) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
-	cs := NewChanges(hc, p.Name())
+func (p *Kubelet) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
+	cs := engine.NewChanges(hc, p.Name())
 	for _, name := range []string{"kubeadm", "kubelet", "kubectl"} {
 		f, err := artifactFile(ctx, hc.Run, name)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := cs.File(ctx, f, FileOpts{Binary: true}); err != nil {
+		if _, err := cs.File(ctx, f, engine.FileOpts{Binary: true}); err != nil {
 			return nil, err
 		}
 	}
@@ -37,27 +38,27 @@ func (p *Kubelet) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := cs.File(ctx, transport.File{Path: templates.KubeletUnitPath, Mode: 0o644, Content: unit}, FileOpts{}); err != nil {
+	if _, err := cs.File(ctx, transport.File{Path: templates.KubeletUnitPath, Mode: 0o644, Content: unit}, engine.FileOpts{}); err != nil {
 		return nil, err
 	}
-	if _, err := cs.File(ctx, transport.File{Path: templates.KubeletDropInPath, Mode: 0o644, Content: dropIn}, FileOpts{}); err != nil {
+	if _, err := cs.File(ctx, transport.File{Path: templates.KubeletDropInPath, Mode: 0o644, Content: dropIn}, engine.FileOpts{}); err != nil {
 		return nil, err
 	}
 	changed := len(cs.List) > 0
-	st, err := GetUnitState(ctx, hc.Conn, "kubelet")
+	st, err := engine.GetUnitState(ctx, hc.Conn, "kubelet")
 	if err != nil {
 		return nil, err
 	}
 	if changed {
-		cs.Add(CommandChange(hc, p.Name(), "systemctl daemon-reload", "systemctl daemon-reload"))
+		cs.Add(engine.CommandChange(hc, p.Name(), "systemctl daemon-reload", "systemctl daemon-reload"))
 	}
 	if !st.Enabled {
-		c := CommandChange(hc, p.Name(), "enable kubelet", "systemctl enable kubelet && mkdir -p /etc/kubernetes/manifests")
-		c.Kind, c.Key = KindUnit, "enable:kubelet"
+		c := engine.CommandChange(hc, p.Name(), "enable kubelet", "systemctl enable kubelet && mkdir -p /etc/kubernetes/manifests")
+		c.Kind, c.Key = engine.KindUnit, "enable:kubelet"
 		cs.Add(c)
 	}
 	if st.Active && changed {
-		cs.Add(RestartChange(hc, "kubelet"))
+		cs.Add(engine.RestartChange(hc, "kubelet"))
 	}
 	return cs.List, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -28,14 +29,14 @@ type Network struct {
 
 type nodeNet struct{ podCIDR, ip string }
 
-func (*Network) Name() string                  { return "network" }
-func (*Network) Title() string                 { return "Network: pod networking across nodes" }
-func (*Network) Hosts(r *Run) []*v1alpha1.Host { return kubeNodes(r) }
+func (*Network) Name() string                         { return "network" }
+func (*Network) Title() string                        { return "Network: pod networking across nodes" }
+func (*Network) Hosts(r *engine.Run) []*v1alpha1.Host { return kubeNodes(r) }
 
 // nodeNets reads every node's podCIDR and internal IP from the API, once.
 // kube-controller-manager assigns a podCIDR just after a node registers, so
 // on apply it waits (up to podCIDRWait) until every node has one.
-func (p *Network) nodeNets(ctx context.Context, r *Run) (map[string]nodeNet, error) {
+func (p *Network) nodeNets(ctx context.Context, r *engine.Run) (map[string]nodeNet, error) {
 	p.once.Do(func() {
 		deadline := time.Now().Add(podCIDRWait)
 		for {
@@ -56,7 +57,7 @@ func (p *Network) nodeNets(ctx context.Context, r *Run) (map[string]nodeNet, err
 
 const podCIDRWait = 90 * time.Second
 
-func readNodeNets(ctx context.Context, r *Run) (map[string]nodeNet, error) {
+func readNodeNets(ctx context.Context, r *engine.Run) (map[string]nodeNet, error) {
 	out, err := kubectl(ctx, r, `get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}'`)
 	if err != nil {
 		return nil, fmt.Errorf("reading nodes' podCIDRs: %w", err)
@@ -79,7 +80,7 @@ func allHavePodCIDR(nodes map[string]nodeNet, hosts []*v1alpha1.Host) bool {
 	return true
 }
 
-func (p *Network) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+func (p *Network) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	r := hc.Run
 	if r.Cluster.Spec.Network.Plugin == "manifest" {
 		return p.planManifest(ctx, hc)
@@ -88,21 +89,21 @@ func (p *Network) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		if r.DryRun {
 			// Before the control plane exists there is nothing to read.
-			return []*Change{{Host: hc.Name(), Kind: KindFile, Desc: "bridge CNI config and pod routes (once the node has a podCIDR)"}}, nil
+			return []*engine.Change{{Host: hc.Name(), Kind: engine.KindFile, Desc: "bridge CNI config and pod routes (once the node has a podCIDR)"}}, nil
 		}
 		return nil, err
 	}
 	self, ok := nodes[hc.Name()]
 	if !ok || self.podCIDR == "" {
-		return nil, Errorf(hc.Name(), p.Name(), "check that kube-controller-manager runs with --allocate-node-cidrs (kubeadm sets it from spec.kubernetes.podCIDR)",
+		return nil, engine.Errorf(hc.Name(), p.Name(), "check that kube-controller-manager runs with --allocate-node-cidrs (kubeadm sets it from spec.kubernetes.podCIDR)",
 			"node %s has no podCIDR after %s", hc.Name(), podCIDRWait)
 	}
-	var out []*Change
+	var out []*engine.Change
 	cni, err := templates.BridgeCNI(templates.BridgeInput{PodCIDR: self.podCIDR})
 	if err != nil {
 		return nil, err
 	}
-	if c, err := FileChange(ctx, hc, p.Name(), transport.File{Path: templates.BridgeCNIPath, Mode: 0o644, Content: cni}, FileOpts{}); err != nil {
+	if c, err := engine.FileChange(ctx, hc, p.Name(), transport.File{Path: templates.BridgeCNIPath, Mode: 0o644, Content: cni}, engine.FileOpts{}); err != nil {
 		return nil, err
 	} else if c != nil {
 		out = append(out, c)
@@ -121,20 +122,20 @@ func (p *Network) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc, err := FileChange(ctx, hc, p.Name(), transport.File{Path: templates.PodRoutesPath, Mode: 0o644, Content: rt}, FileOpts{})
+	rc, err := engine.FileChange(ctx, hc, p.Name(), transport.File{Path: templates.PodRoutesPath, Mode: 0o644, Content: rt}, engine.FileOpts{})
 	if err != nil {
 		return nil, err
 	}
-	uc, err := FileChange(ctx, hc, p.Name(), transport.File{Path: templates.PodRoutesUnit, Mode: 0o644, Content: unit}, FileOpts{})
+	uc, err := engine.FileChange(ctx, hc, p.Name(), transport.File{Path: templates.PodRoutesUnit, Mode: 0o644, Content: unit}, engine.FileOpts{})
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range []*Change{rc, uc} {
+	for _, c := range []*engine.Change{rc, uc} {
 		if c != nil {
 			out = append(out, c)
 		}
 	}
-	units, err := UnitChanges(ctx, hc, Unit{Name: "k4t-pod-routes", UnitFileChanged: uc != nil, ConfigChanged: rc != nil})
+	units, err := engine.UnitChanges(ctx, hc, engine.Unit{Name: "k4t-pod-routes", UnitFileChanged: uc != nil, ConfigChanged: rc != nil})
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +143,7 @@ func (p *Network) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 }
 
 // planManifest applies a CNI manifest once, from the first master.
-func (p *Network) planManifest(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+func (p *Network) planManifest(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	r := hc.Run
 	if hc.Name() != r.Cluster.FirstMaster().Name {
 		return nil, nil
@@ -152,15 +153,15 @@ func (p *Network) planManifest(ctx context.Context, hc *HostCtx) ([]*Change, err
 		return nil, fmt.Errorf("spec.network.manifest: %w", err)
 	}
 	const remote = "/etc/kubernetes/k4t/cni.yaml"
-	c, err := FileChange(ctx, hc, p.Name(), transport.File{Path: remote, Mode: 0o644, Content: m}, FileOpts{})
+	c, err := engine.FileChange(ctx, hc, p.Name(), transport.File{Path: remote, Mode: 0o644, Content: m}, engine.FileOpts{})
 	if err != nil || c == nil {
 		return nil, err
 	}
-	return []*Change{c, CommandChange(hc, p.Name(), "kubectl apply -f "+remote, "kubectl --kubeconfig "+adminConf+" apply -f "+remote)}, nil
+	return []*engine.Change{c, engine.CommandChange(hc, p.Name(), "kubectl apply -f "+remote, "kubectl --kubeconfig "+adminConf+" apply -f "+remote)}, nil
 }
 
 // Check waits until every node is Ready and every kube-system pod runs.
-func (p *Network) Check(ctx context.Context, r *Run) error {
+func (p *Network) Check(ctx context.Context, r *engine.Run) error {
 	want := len(kubeNodes(r))
 	deadline := time.Now().Add(5 * time.Minute)
 	var last string
@@ -174,7 +175,7 @@ func (p *Network) Check(ctx context.Context, r *Run) error {
 		}
 		last = strings.TrimSpace(nodes + "\n" + pods)
 		if time.Now().After(deadline) {
-			return Errorf("", p.Name(), "check 'kubectl get pods -A' and 'journalctl -u kubelet' on the nodes",
+			return engine.Errorf("", p.Name(), "check 'kubectl get pods -A' and 'journalctl -u kubelet' on the nodes",
 				"the cluster did not become Ready in 5m; last seen:\n%s", last)
 		}
 		select {

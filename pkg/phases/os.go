@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -16,31 +17,31 @@ import (
 // k4t's sysctls (applied from k4t's own file only) and swap off.
 type OS struct{}
 
-func (*OS) Name() string                  { return "os" }
-func (*OS) Title() string                 { return "OS: hostname, /etc/hosts, sysctls, swap" }
-func (*OS) Hosts(r *Run) []*v1alpha1.Host { return allHosts(r) }
+func (*OS) Name() string                         { return "os" }
+func (*OS) Title() string                        { return "OS: hostname, /etc/hosts, sysctls, swap" }
+func (*OS) Hosts(r *engine.Run) []*v1alpha1.Host { return engine.AllHosts(r) }
 
 const sysctlPath = templates.SysctlPath
 
-func (o *OS) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+func (o *OS) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	f, err := hc.Facts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cs := NewChanges(hc, o.Name())
+	cs := engine.NewChanges(hc, o.Name())
 	name := hc.Name()
-	if _, err := cs.File(ctx, transport.File{Path: "/etc/hostname", Mode: 0o644, Content: []byte(name + "\n")}, FileOpts{}); err != nil {
+	if _, err := cs.File(ctx, transport.File{Path: "/etc/hostname", Mode: 0o644, Content: []byte(name + "\n")}, engine.FileOpts{}); err != nil {
 		return nil, err
 	}
 	if f.Hostname != name {
-		cs.Add(CommandChange(hc, o.Name(), fmt.Sprintf("hostname %s (was %s)", name, f.Hostname), "hostname "+shellQuote(name)))
+		cs.Add(engine.CommandChange(hc, o.Name(), fmt.Sprintf("hostname %s (was %s)", name, f.Hostname), "hostname "+engine.ShellQuote(name)))
 	}
 	cur, err := hc.Conn.Get(ctx, "/etc/hosts")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	hosts := etcHosts(cur, hc.Run.Cluster)
-	if _, err := cs.File(ctx, transport.File{Path: "/etc/hosts", Mode: 0o644, Content: hosts}, FileOpts{}); err != nil {
+	if _, err := cs.File(ctx, transport.File{Path: "/etc/hosts", Mode: 0o644, Content: hosts}, engine.FileOpts{}); err != nil {
 		return nil, err
 	}
 	in := templates.SysctlInput{
@@ -52,18 +53,18 @@ func (o *OS) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 		if err != nil {
 			return nil, err
 		}
-		changed, err := cs.File(ctx, transport.File{Path: sysctlPath, Mode: 0o644, Content: sysctl}, FileOpts{})
+		changed, err := cs.File(ctx, transport.File{Path: sysctlPath, Mode: 0o644, Content: sysctl}, engine.FileOpts{})
 		if err != nil {
 			return nil, err
 		}
 		if changed {
 			// Only k4t's own file: `sysctl --system` fails on read-only kernel.* keys in containers.
-			cs.Add(CommandChange(hc, o.Name(), "sysctl -p "+sysctlPath,
+			cs.Add(engine.CommandChange(hc, o.Name(), "sysctl -p "+sysctlPath,
 				"{ [ -d /proc/sys/net/bridge ] || modprobe br_netfilter || true; } && sysctl -q -p "+sysctlPath))
 		}
 	}
 	if f.Swap > 0 && !hc.Host.HasRole(v1alpha1.RoleSLB) {
-		cs.Add(CommandChange(hc, o.Name(), "swapoff -a (and comment swap out of /etc/fstab)", `swapoff -a && sed -i.k4t-bak '/\sswap\s/s/^[^#]/#&/' /etc/fstab`))
+		cs.Add(engine.CommandChange(hc, o.Name(), "swapoff -a (and comment swap out of /etc/fstab)", `swapoff -a && sed -i.k4t-bak '/\sswap\s/s/^[^#]/#&/' /etc/fstab`))
 	}
 	return cs.List, nil
 }

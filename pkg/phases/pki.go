@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"k4t.io/k4t/pkg/certs"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/transport"
 )
 
@@ -18,7 +19,7 @@ type PKI struct{}
 func (*PKI) Name() string  { return "pki" }
 func (*PKI) Title() string { return "PKI: CAs and certificates in the state dir" }
 
-func (p *PKI) Prepare(ctx context.Context, r *Run) error {
+func (p *PKI) Prepare(ctx context.Context, r *engine.Run) error {
 	c := r.Cluster
 	spec := certs.Spec{
 		ClusterName: c.Metadata.Name,
@@ -44,15 +45,15 @@ func (p *PKI) Prepare(ctx context.Context, r *Run) error {
 
 // pkiFile returns a file from the state dir's pki/ to put at remote path;
 // keys are secret (0600, no diff, no rendered copy).
-func pkiFile(r *Run, rel, remote string) (transport.File, FileOpts, error) {
+func pkiFile(r *engine.Run, rel, remote string) (transport.File, engine.FileOpts, error) {
 	b, err := os.ReadFile(filepath.Join(r.State.PKI(), rel))
 	if err != nil {
-		return transport.File{}, FileOpts{}, fmt.Errorf("%v — run the pki phase (k4t apply --only pki)", err)
+		return transport.File{}, engine.FileOpts{}, fmt.Errorf("%v — run the pki phase (k4t apply --only pki)", err)
 	}
 	secret := filepath.Ext(rel) == ".key"
 	mode := os.FileMode(0o644)
 	if secret {
 		mode = 0o600
 	}
-	return transport.File{Path: remote, Mode: mode, Content: b}, FileOpts{Secret: secret}, nil
+	return transport.File{Path: remote, Mode: mode, Content: b}, engine.FileOpts{Secret: secret}, nil
 }

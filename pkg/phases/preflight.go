@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/engine"
 )
 
 // Preflight reaches every host and checks all of them before any host is
@@ -30,15 +31,7 @@ func (*Preflight) Title() string {
 	return "Preflight: reach every host and check it before changing any"
 }
 
-func (p *Preflight) Hosts(r *Run) []*v1alpha1.Host { return allHosts(r) }
-
-func allHosts(r *Run) []*v1alpha1.Host {
-	out := make([]*v1alpha1.Host, len(r.Cluster.Spec.Hosts))
-	for i := range r.Cluster.Spec.Hosts {
-		out[i] = &r.Cluster.Spec.Hosts[i]
-	}
-	return out
-}
+func (p *Preflight) Hosts(r *engine.Run) []*v1alpha1.Host { return engine.AllHosts(r) }
 
 // Minimum sizes per role (MemTotal, kB; free disk on /var, kB).
 var minSizes = map[v1alpha1.Role][2]int64{
@@ -50,7 +43,7 @@ var minSizes = map[v1alpha1.Role][2]int64{
 
 // portsOf lists the ports a role needs free, with the unit that, when
 // active, is the legitimate owner on a re-run.
-func portsOf(r *Run, h *v1alpha1.Host) map[int]string {
+func portsOf(r *engine.Run, h *v1alpha1.Host) map[int]string {
 	ports := map[int]string{}
 	if h.HasRole(v1alpha1.RoleSLB) {
 		ports[r.Cluster.Spec.ControlPlaneEndpoint.Port] = "haproxy"
@@ -68,7 +61,7 @@ func portsOf(r *Run, h *v1alpha1.Host) map[int]string {
 	return ports
 }
 
-func (p *Preflight) skip(r *Run, check string) bool {
+func (p *Preflight) skip(r *engine.Run, check string) bool {
 	for _, s := range r.Cluster.Spec.Preflight.Skip {
 		if s == check {
 			return true
@@ -80,12 +73,12 @@ func (p *Preflight) skip(r *Run, check string) bool {
 func (p *Preflight) fail(host, check, hint, format string, a ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.problems = append(p.problems, &Error{Host: host, Phase: "preflight", Hint: hint,
+	p.problems = append(p.problems, &engine.Error{Host: host, Phase: "preflight", Hint: hint,
 		Err: fmt.Errorf("[%s] %s", check, fmt.Sprintf(format, a...))})
 }
 
 // Plan runs the read-only checks of one host.
-func (p *Preflight) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+func (p *Preflight) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	r := hc.Run
 	start := time.Now()
 	f, err := hc.Facts(ctx)
@@ -155,7 +148,7 @@ func (p *Preflight) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 
 // Check reports every problem found on every host at once, then checks what
 // only the whole cluster shows: clock skew and duplicate hostnames.
-func (p *Preflight) Check(ctx context.Context, r *Run) error {
+func (p *Preflight) Check(ctx context.Context, r *engine.Run) error {
 	if !p.skip(r, "clock") && len(p.clocks) > 1 {
 		var lo, hi string
 		for h, c := range p.clocks {

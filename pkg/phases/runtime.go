@@ -9,6 +9,7 @@ import (
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/artifacts"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -29,9 +30,9 @@ func (*Runtime) Name() string  { return "runtime" }
 func (*Runtime) Title() string { return "Runtime: containerd, runc, CNI plugins, images (offline)" }
 
 // kubeNodes are the hosts that run kubelet.
-func kubeNodes(r *Run) []*v1alpha1.Host {
+func kubeNodes(r *engine.Run) []*v1alpha1.Host {
 	var out []*v1alpha1.Host
-	for _, h := range allHosts(r) {
+	for _, h := range engine.AllHosts(r) {
 		if h.HasRole(v1alpha1.RoleMaster) || h.HasRole(v1alpha1.RoleWorker) {
 			out = append(out, h)
 		}
@@ -39,7 +40,7 @@ func kubeNodes(r *Run) []*v1alpha1.Host {
 	return out
 }
 
-func (*Runtime) Hosts(r *Run) []*v1alpha1.Host { return kubeNodes(r) }
+func (*Runtime) Hosts(r *engine.Run) []*v1alpha1.Host { return kubeNodes(r) }
 
 // imagesFor lists the image artifacts a node needs.
 func imagesFor(h *v1alpha1.Host) []string {
@@ -54,17 +55,17 @@ func systemdCgroup(c *v1alpha1.Cluster) bool {
 	return c.Spec.Kubernetes.Kubelet.CgroupDriver != "cgroupfs"
 }
 
-func (p *Runtime) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+func (p *Runtime) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	r := hc.Run
 	c := r.Cluster
-	cs := NewChanges(hc, p.Name())
+	cs := engine.NewChanges(hc, p.Name())
 	binChanged := false
 	for _, name := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "crictl"} {
 		f, err := artifactFile(ctx, r, name)
 		if err != nil {
 			return nil, err
 		}
-		ch, err := cs.File(ctx, f, FileOpts{Binary: true})
+		ch, err := cs.File(ctx, f, engine.FileOpts{Binary: true})
 		if err != nil {
 			return nil, err
 		}
@@ -86,7 +87,7 @@ func (p *Runtime) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	confChanged, err := cs.File(ctx, transport.File{Path: templates.ContainerdConfigPath, Mode: 0o644, Content: conf}, FileOpts{})
+	confChanged, err := cs.File(ctx, transport.File{Path: templates.ContainerdConfigPath, Mode: 0o644, Content: conf}, engine.FileOpts{})
 	if err != nil {
 		return nil, err
 	}
@@ -94,11 +95,11 @@ func (p *Runtime) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	unitChanged, err := cs.File(ctx, transport.File{Path: containerdUnitPath, Mode: 0o644, Content: unit}, FileOpts{})
+	unitChanged, err := cs.File(ctx, transport.File{Path: containerdUnitPath, Mode: 0o644, Content: unit}, engine.FileOpts{})
 	if err != nil {
 		return nil, err
 	}
-	units, err := UnitChanges(ctx, hc, Unit{Name: "containerd", UnitFileChanged: unitChanged, ConfigChanged: confChanged || binChanged})
+	units, err := engine.UnitChanges(ctx, hc, engine.Unit{Name: "containerd", UnitFileChanged: unitChanged, ConfigChanged: confChanged || binChanged})
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +114,7 @@ func (p *Runtime) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 
 // imageChanges uploads each image tarball the node lacks in containerd and
 // imports it. Tarballs stay on the node so a re-import needs no upload.
-func (p *Runtime) imageChanges(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+func (p *Runtime) imageChanges(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	r := hc.Run
 	present := map[string]bool{}
 	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "command -v ctr >/dev/null && ctr -n k8s.io images ls -q 2>/dev/null; true", Timeout: time.Minute})
@@ -123,7 +124,7 @@ func (p *Runtime) imageChanges(ctx context.Context, hc *HostCtx) ([]*Change, err
 	for _, l := range strings.Fields(string(res.Stdout)) {
 		present[l] = true
 	}
-	var out []*Change
+	var out []*engine.Change
 	for _, name := range imagesFor(hc.Host) {
 		a, err := r.Options.Artifacts.Manifest().Get(name)
 		if err != nil {
@@ -138,15 +139,15 @@ func (p *Runtime) imageChanges(ctx context.Context, hc *HostCtx) ([]*Change, err
 		}
 		remote := path.Join(imageDir, name+".tar")
 		f := transport.File{Path: remote, Mode: 0o644, Source: local, SHA256: sum}
-		ch, err := FileChange(ctx, hc, p.Name(), f, FileOpts{Binary: true})
+		ch, err := engine.FileChange(ctx, hc, p.Name(), f, engine.FileOpts{Binary: true})
 		if err != nil {
 			return nil, err
 		}
 		if ch != nil {
 			out = append(out, ch)
 		}
-		imp := CommandChange(hc, p.Name(), "import image "+a.Image,
-			fmt.Sprintf("ctr -n k8s.io images import %s", shellQuote(remote)))
+		imp := engine.CommandChange(hc, p.Name(), "import image "+a.Image,
+			fmt.Sprintf("ctr -n k8s.io images import %s", engine.ShellQuote(remote)))
 		imp.Key = "import:" + a.Image
 		out = append(out, imp)
 	}
@@ -155,7 +156,7 @@ func (p *Runtime) imageChanges(ctx context.Context, hc *HostCtx) ([]*Change, err
 
 // archiveChanges puts an archive artifact on the node and unpacks it into
 // its install dir; a marker named after its sha256 says it was unpacked.
-func archiveChanges(ctx context.Context, hc *HostCtx, phase, name string) ([]*Change, error) {
+func archiveChanges(ctx context.Context, hc *engine.HostCtx, phase, name string) ([]*engine.Change, error) {
 	r := hc.Run
 	a, err := r.Options.Artifacts.Manifest().Get(name)
 	if err != nil {
@@ -170,8 +171,8 @@ func archiveChanges(ctx context.Context, hc *HostCtx, phase, name string) ([]*Ch
 	}
 	remote := path.Join(archiveDir, path.Base(a.Path))
 	marker := path.Join(a.Install, ".k4t-"+name+"-"+sum[:12])
-	var out []*Change
-	ch, err := FileChange(ctx, hc, phase, transport.File{Path: remote, Mode: 0o644, Source: local, SHA256: sum}, FileOpts{Binary: true})
+	var out []*engine.Change
+	ch, err := engine.FileChange(ctx, hc, phase, transport.File{Path: remote, Mode: 0o644, Source: local, SHA256: sum}, engine.FileOpts{Binary: true})
 	if err != nil {
 		return nil, err
 	}
@@ -183,8 +184,8 @@ func archiveChanges(ctx context.Context, hc *HostCtx, phase, name string) ([]*Ch
 		out = append(out, ch)
 	}
 	if ch != nil || !fi.Exists {
-		x := CommandChange(hc, phase, fmt.Sprintf("unpack %s %s into %s", name, a.Version, a.Install),
-			fmt.Sprintf("mkdir -p %[1]s && tar -xzf %[2]s -C %[1]s && touch %[3]s", shellQuote(a.Install), shellQuote(remote), shellQuote(marker)))
+		x := engine.CommandChange(hc, phase, fmt.Sprintf("unpack %s %s into %s", name, a.Version, a.Install),
+			fmt.Sprintf("mkdir -p %[1]s && tar -xzf %[2]s -C %[1]s && touch %[3]s", engine.ShellQuote(a.Install), engine.ShellQuote(remote), engine.ShellQuote(marker)))
 		x.Key = "unpack:" + name
 		out = append(out, x)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/state"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
@@ -33,17 +34,17 @@ const (
 	statsAddress  = "127.0.0.1:8404"
 )
 
-func (*SLB) Name() string                  { return "slb" }
-func (*SLB) Title() string                 { return "SLB: HAProxy + keepalived holding the VIP (one transaction)" }
-func (*SLB) ShouldRun(r *Run) bool         { return len(r.Cluster.SLBs()) > 0 }
-func (*SLB) Hosts(r *Run) []*v1alpha1.Host { return r.Cluster.SLBs() }
+func (*SLB) Name() string                         { return "slb" }
+func (*SLB) Title() string                        { return "SLB: HAProxy + keepalived holding the VIP (one transaction)" }
+func (*SLB) ShouldRun(r *engine.Run) bool         { return len(r.Cluster.SLBs()) > 0 }
+func (*SLB) Hosts(r *engine.Run) []*v1alpha1.Host { return r.Cluster.SLBs() }
 
-func (s *SLB) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+func (s *SLB) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	f, err := hc.Facts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []*Change
+	var out []*engine.Change
 	// socat speaks to HAProxy's runtime socket (certs renew takes masters out).
 	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "command -v haproxy >/dev/null && command -v keepalived >/dev/null && command -v socat >/dev/null && echo present; true"})
 	if err != nil {
@@ -63,7 +64,7 @@ func (s *SLB) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	changed := map[string]bool{}
 	for _, file := range files {
 		// keepalived.conf holds the VRRP password: no diff, no copy in rendered/.
-		ch, err := FileChange(ctx, hc, s.Name(), file, FileOpts{Secret: file.Path == keepalivedCfg})
+		ch, err := engine.FileChange(ctx, hc, s.Name(), file, engine.FileOpts{Secret: file.Path == keepalivedCfg})
 		if err != nil {
 			return nil, err
 		}
@@ -72,11 +73,11 @@ func (s *SLB) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 			out = append(out, ch)
 		}
 	}
-	hu, err := UnitChanges(ctx, hc, Unit{Name: "haproxy", ConfigChanged: changed[haproxyCfg], Reload: true})
+	hu, err := engine.UnitChanges(ctx, hc, engine.Unit{Name: "haproxy", ConfigChanged: changed[haproxyCfg], Reload: true})
 	if err != nil {
 		return nil, err
 	}
-	ku, err := UnitChanges(ctx, hc, Unit{Name: "keepalived", ConfigChanged: changed[keepalivedCfg] || changed[templates.KeepalivedCheckPath], Reload: true})
+	ku, err := engine.UnitChanges(ctx, hc, engine.Unit{Name: "keepalived", ConfigChanged: changed[keepalivedCfg] || changed[templates.KeepalivedCheckPath], Reload: true})
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +85,7 @@ func (s *SLB) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 }
 
 // render makes the three files of one slb host.
-func (s *SLB) render(hc *HostCtx, f *Facts) ([]transport.File, error) {
+func (s *SLB) render(hc *engine.HostCtx, f *engine.Facts) ([]transport.File, error) {
 	r, c := hc.Run, hc.Run.Cluster
 	var backends []templates.Backend
 	for _, m := range c.Masters() {
@@ -142,9 +143,9 @@ func (s *SLB) render(hc *HostCtx, f *Facts) ([]transport.File, error) {
 
 // vrrpPassword is the VRRPv2 PASS secret: from the inventory, or random and
 // kept in the state dir so every run renders the same file.
-func vrrpPassword(r *Run) (string, error) {
+func vrrpPassword(r *engine.Run) (string, error) {
 	if ref := r.Cluster.Spec.LoadBalancer.AuthPassword; ref != nil {
-		v, err := ResolveSecret(ref, "spec.loadBalancer.authPassword")
+		v, err := engine.ResolveSecret(ref, "spec.loadBalancer.authPassword")
 		if len(v) > 8 {
 			v = v[:8]
 		}
@@ -164,7 +165,7 @@ func vrrpPassword(r *Run) (string, error) {
 }
 
 // installPackages installs packages with the host's package manager.
-func installPackages(hc *HostCtx, f *Facts, pkgs ...string) (*Change, error) {
+func installPackages(hc *engine.HostCtx, f *engine.Facts, pkgs ...string) (*engine.Change, error) {
 	list := strings.Join(pkgs, " ")
 	var cmd string
 	switch f.PkgManager {
@@ -177,26 +178,26 @@ func installPackages(hc *HostCtx, f *Facts, pkgs ...string) (*Change, error) {
 	default:
 		return nil, fmt.Errorf("%s are not installed and no package manager was found — install them by hand", list)
 	}
-	c := CommandChange(hc, "", "install "+list+" ("+f.PkgManager+")", cmd)
-	c.Kind, c.Key = KindPackage, "package:"+list
+	c := engine.CommandChange(hc, "", "install "+list+" ("+f.PkgManager+")", cmd)
+	c.Kind, c.Key = engine.KindPackage, "package:"+list
 	return c, nil
 }
 
 // Apply is the transaction: candidates everywhere, validate everywhere,
 // then swap and reload; roll back every host if a swap fails.
-func (s *SLB) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
+func (s *SLB) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan) error {
 	type hostTx struct {
-		pl        *HostPlan
-		files     []*Change // config files, swapped together
-		other     []*Change // packages first, units after the swap
-		committed []string  // live paths replaced (for rollback)
+		pl        *engine.HostPlan
+		files     []*engine.Change // config files, swapped together
+		other     []*engine.Change // packages first, units after the swap
+		committed []string         // live paths replaced (for rollback)
 		hadLive   map[string]bool
 	}
 	var txs []*hostTx
 	for _, pl := range plans {
 		tx := &hostTx{pl: pl, hadLive: map[string]bool{}}
 		for _, c := range pl.Changes {
-			if c.Kind == KindFile && c.File != nil {
+			if c.Kind == engine.KindFile && c.File != nil {
 				tx.files = append(tx.files, c)
 			} else {
 				tx.other = append(tx.other, c)
@@ -217,8 +218,8 @@ func (s *SLB) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
 	// 1. packages (nothing live is configured by them)
 	if err := each(func(tx *hostTx) error {
 		for _, c := range tx.other {
-			if c.Kind == KindPackage {
-				if err := ApplyChange(ctx, r, tx.pl.Conn, c); err != nil {
+			if c.Kind == engine.KindPackage {
+				if err := engine.ApplyChange(ctx, r, tx.pl.Conn, c); err != nil {
 					return err
 				}
 			}
@@ -234,7 +235,7 @@ func (s *SLB) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
 			cand := *c.File
 			cand.Path += candidateExt
 			if _, err := h.Put(ctx, cand); err != nil {
-				return &Error{Host: tx.pl.Name(), Phase: s.Name(), Err: fmt.Errorf("upload candidate %s: %w", cand.Path, err)}
+				return &engine.Error{Host: tx.pl.Name(), Phase: s.Name(), Err: fmt.Errorf("upload candidate %s: %w", cand.Path, err)}
 			}
 		}
 		return s.validate(ctx, tx.pl.HostCtx, tx.files)
@@ -266,9 +267,9 @@ func (s *SLB) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
 			tx.hadLive[live] = fi.Exists
 			swap := *c
 			swap.Apply = func(ctx context.Context, h transport.Host) error {
-				cmd := fmt.Sprintf("mv -f %s %s", shellQuote(live+candidateExt), shellQuote(live))
+				cmd := fmt.Sprintf("mv -f %s %s", engine.ShellQuote(live+candidateExt), engine.ShellQuote(live))
 				if fi.Exists {
-					cmd = fmt.Sprintf("cp -p %s %s && ", shellQuote(live), shellQuote(live+backupExt)) + cmd
+					cmd = fmt.Sprintf("cp -p %s %s && ", engine.ShellQuote(live), engine.ShellQuote(live+backupExt)) + cmd
 				}
 				if _, err := h.Run(ctx, transport.Cmd{Command: cmd}); err != nil {
 					return err
@@ -279,13 +280,13 @@ func (s *SLB) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
 				}
 				return r.State.WriteFile(r.State.Rendered(c.Host, live), c.File.Content, 0o600)
 			}
-			if err := ApplyChange(ctx, r, h, &swap); err != nil {
+			if err := engine.ApplyChange(ctx, r, h, &swap); err != nil {
 				return err
 			}
 		}
 		for _, c := range tx.other {
-			if c.Kind != KindPackage {
-				if err := ApplyChange(ctx, r, h, c); err != nil {
+			if c.Kind != engine.KindPackage {
+				if err := engine.ApplyChange(ctx, r, h, c); err != nil {
 					return err
 				}
 			}
@@ -304,9 +305,9 @@ func (s *SLB) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
 		var cmds []string
 		for _, live := range tx.committed {
 			if tx.hadLive[live] {
-				cmds = append(cmds, fmt.Sprintf("mv -f %s %s", shellQuote(live+backupExt), shellQuote(live)))
+				cmds = append(cmds, fmt.Sprintf("mv -f %s %s", engine.ShellQuote(live+backupExt), engine.ShellQuote(live)))
 			} else {
-				cmds = append(cmds, "rm -f "+shellQuote(live))
+				cmds = append(cmds, "rm -f "+engine.ShellQuote(live))
 			}
 		}
 		cmds = append(cmds, "systemctl reload-or-restart haproxy keepalived")
@@ -322,7 +323,7 @@ func (s *SLB) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
 
 // validate runs the validators on one host's candidates (and on its live
 // files where only the other one changed, to validate the pair).
-func (s *SLB) validate(ctx context.Context, hc *HostCtx, files []*Change) error {
+func (s *SLB) validate(ctx context.Context, hc *engine.HostCtx, files []*engine.Change) error {
 	cand := map[string]bool{}
 	for _, c := range files {
 		cand[c.File.Path] = true
@@ -352,20 +353,20 @@ func (s *SLB) validate(ctx context.Context, hc *HostCtx, files []*Change) error 
 	return errors.Join(errs...)
 }
 
-func validatorError(hc *HostCtx, validator string, err error) error {
+func validatorError(hc *engine.HostCtx, validator string, err error) error {
 	var ce *transport.CmdError
 	if errors.As(err, &ce) {
 		out := strings.TrimSpace(ce.Stderr)
-		return Errorf(hc.Name(), "slb", "fix the inventory (or the host) and re-run; the live configuration is untouched",
+		return engine.Errorf(hc.Name(), "slb", "fix the inventory (or the host) and re-run; the live configuration is untouched",
 			"%s rejected the candidate config (exit %d): %s", validator, ce.ExitCode, out)
 	}
-	return &Error{Host: hc.Name(), Phase: "slb", Err: err}
+	return &engine.Error{Host: hc.Name(), Phase: "slb", Err: err}
 }
 
-func removeCandidates(ctx context.Context, h transport.Host, files []*Change) error {
+func removeCandidates(ctx context.Context, h transport.Host, files []*engine.Change) error {
 	var paths []string
 	for _, c := range files {
-		paths = append(paths, shellQuote(c.File.Path+candidateExt))
+		paths = append(paths, engine.ShellQuote(c.File.Path+candidateExt))
 	}
 	if len(paths) == 0 {
 		return nil
@@ -376,7 +377,7 @@ func removeCandidates(ctx context.Context, h transport.Host, files []*Change) er
 
 // Check waits until exactly one slb host holds the VIP and HAProxy listens
 // on VIP:port there.
-func (s *SLB) Check(ctx context.Context, r *Run) error {
+func (s *SLB) Check(ctx context.Context, r *engine.Run) error {
 	holder, err := WaitVIP(ctx, r, 30*time.Second)
 	if err != nil {
 		return err
@@ -386,7 +387,7 @@ func (s *SLB) Check(ctx context.Context, r *Run) error {
 }
 
 // VIPHolders returns the slb hosts that have the VIP on an interface now.
-func VIPHolders(ctx context.Context, r *Run) ([]string, error) {
+func VIPHolders(ctx context.Context, r *engine.Run) ([]string, error) {
 	vip := r.Cluster.Spec.ControlPlaneEndpoint.Address
 	var holders []string
 	for _, h := range r.Cluster.SLBs() {
@@ -406,7 +407,7 @@ func VIPHolders(ctx context.Context, r *Run) ([]string, error) {
 }
 
 // WaitVIP waits until exactly one slb holds the VIP and returns it.
-func WaitVIP(ctx context.Context, r *Run, timeout time.Duration) (string, error) {
+func WaitVIP(ctx context.Context, r *engine.Run, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	var last []string
 	for {
@@ -419,7 +420,7 @@ func WaitVIP(ctx context.Context, r *Run, timeout time.Duration) (string, error)
 		}
 		last = holders
 		if time.Now().After(deadline) {
-			return "", Errorf("", "slb", "check that VRRP (IP protocol 112) passes between the slb hosts",
+			return "", engine.Errorf("", "slb", "check that VRRP (IP protocol 112) passes between the slb hosts",
 				"the VIP %s is held by %d slb host(s) %v after %s, want exactly 1; keepalived says:\n%s",
 				r.Cluster.Spec.ControlPlaneEndpoint.Address, len(last), last, timeout, keepalivedLogs(ctx, r))
 		}
@@ -432,7 +433,7 @@ func WaitVIP(ctx context.Context, r *Run, timeout time.Duration) (string, error)
 }
 
 // keepalivedLogs gathers the last keepalived lines of every slb host.
-func keepalivedLogs(ctx context.Context, r *Run) string {
+func keepalivedLogs(ctx context.Context, r *engine.Run) string {
 	var b strings.Builder
 	for _, h := range r.Cluster.SLBs() {
 		conn, err := r.Connect(ctx, h)
@@ -440,7 +441,7 @@ func keepalivedLogs(ctx context.Context, r *Run) string {
 			continue
 		}
 		res, _ := conn.Run(ctx, transport.Cmd{Command: "journalctl -u keepalived -n 8 --no-pager -o short-precise", Timeout: 10 * time.Second})
-		fmt.Fprintf(&b, "  %s:\n%s\n", h.Name, indent(string(res.Stdout)))
+		fmt.Fprintf(&b, "  %s:\n%s\n", h.Name, engine.Indent(string(res.Stdout)))
 	}
 	return b.String()
 }

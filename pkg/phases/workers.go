@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/transport"
 )
 
@@ -12,18 +13,18 @@ import (
 // all in parallel.
 type Workers struct{}
 
-func (*Workers) Name() string                  { return "workers" }
-func (*Workers) Title() string                 { return "Workers: kubeadm join through the VIP" }
-func (*Workers) ShouldRun(r *Run) bool         { return len(r.Cluster.Workers()) > 0 }
-func (*Workers) Hosts(r *Run) []*v1alpha1.Host { return r.Cluster.Workers() }
+func (*Workers) Name() string                         { return "workers" }
+func (*Workers) Title() string                        { return "Workers: kubeadm join through the VIP" }
+func (*Workers) ShouldRun(r *engine.Run) bool         { return len(r.Cluster.Workers()) > 0 }
+func (*Workers) Hosts(r *engine.Run) []*v1alpha1.Host { return r.Cluster.Workers() }
 
-func (p *Workers) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
+func (p *Workers) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	cfg, err := joinConfig(hc.Run, hc.Host, false)
 	if err != nil {
 		return nil, err
 	}
-	var out []*Change
-	c, err := FileChange(ctx, hc, p.Name(), transport.File{Path: kubeadmConfigPath, Mode: 0o600, Content: cfg}, FileOpts{Secret: true})
+	var out []*engine.Change
+	c, err := engine.FileChange(ctx, hc, p.Name(), transport.File{Path: kubeadmConfigPath, Mode: 0o600, Content: cfg}, engine.FileOpts{Secret: true})
 	if err != nil {
 		return nil, err
 	}
@@ -38,21 +39,20 @@ func (p *Workers) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 }
 
 // Apply makes sure the join token is valid, then joins in parallel.
-func (p *Workers) Apply(ctx context.Context, r *Run, plans []*HostPlan) error {
+func (p *Workers) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan) error {
 	if err := ensureToken(ctx, r); err != nil {
 		return err
 	}
-	e := &Engine{Run: r, Concurrency: 20}
-	return e.forEach(ctx, plans, func(ctx context.Context, pl *HostPlan) error {
+	return engine.ForEachHost(ctx, r, plans, func(ctx context.Context, pl *engine.HostPlan) error {
 		if len(pl.Changes) == 0 {
 			return nil
 		}
-		return ApplyChanges(ctx, r, pl)
+		return engine.ApplyChanges(ctx, r, pl)
 	})
 }
 
 // kubectl runs kubectl with the admin kubeconfig on the first master.
-func kubectl(ctx context.Context, r *Run, args string) (string, error) {
+func kubectl(ctx context.Context, r *engine.Run, args string) (string, error) {
 	conn, err := r.Connect(ctx, r.Cluster.FirstMaster())
 	if err != nil {
 		return "", err

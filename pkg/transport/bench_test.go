@@ -53,7 +53,7 @@ func benchFleet(b *testing.B, n int) {
 	var goroutines, heap float64
 	var conns int64
 	for it := 0; it < b.N; it++ {
-		pool, dialer := transport.NewSSHPool(cfgs)
+		pool, dialer := newSSHPool(cfgs)
 		sem := make(chan struct{}, 16)
 		var wg sync.WaitGroup
 		for name := range cfgs {
@@ -84,6 +84,7 @@ func benchFleet(b *testing.B, n int) {
 		heap = float64(ms.HeapInuse)
 		conns = dialer.Conns()
 		pool.Close()
+		dialer.Close()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*n), "ms/host")

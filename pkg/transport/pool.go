@@ -12,34 +12,15 @@ import (
 // the connection. A failed dial is remembered (the run does not hammer an
 // unreachable host), except a cancelled one.
 type Pool struct {
-	dial    func(ctx context.Context, name string) (Host, error)
-	dials   atomic.Int64
-	hosts   shared[Host]
-	closed  atomic.Bool
-	onClose func()
+	dial   func(ctx context.Context, name string) (Host, error)
+	dials  atomic.Int64
+	hosts  shared[Host]
+	closed atomic.Bool
 }
 
 // NewPool returns a Pool that opens hosts with dial.
 func NewPool(dial func(ctx context.Context, name string) (Host, error)) *Pool {
 	return &Pool{dial: dial}
-}
-
-// NewSSHPool is a Pool over SSH for the given configs (keyed by host name),
-// sharing jump host connections. Its Dialer counts every SSH connection.
-func NewSSHPool(configs map[string]Config) (*Pool, *Dialer) {
-	d := NewDialer()
-	p := NewPool(func(ctx context.Context, name string) (Host, error) {
-		cfg, ok := configs[name]
-		if !ok {
-			return nil, &ConnectError{Host: name, Err: errors.New("no such host in the inventory")}
-		}
-		if cfg.Name == "" {
-			cfg.Name = name
-		}
-		return d.Dial(ctx, cfg)
-	})
-	p.onClose = func() { d.Close() }
-	return p, d
 }
 
 // Get returns the connected host called name.
@@ -66,9 +47,6 @@ func (p *Pool) Close() error {
 				errs = append(errs, err)
 			}
 		}
-	}
-	if p.onClose != nil {
-		p.onClose()
 	}
 	return errors.Join(errs...)
 }

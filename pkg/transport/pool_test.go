@@ -95,7 +95,7 @@ func TestSSHPoolSharesJump(t *testing.T) {
 		cfgs[fmt.Sprintf("node%d", i)] = cfg
 		servers = append(servers, srv)
 	}
-	pool, dialer := transport.NewSSHPool(cfgs)
+	pool, dialer := newSSHPool(cfgs)
 	var wg sync.WaitGroup
 	for round := 0; round < 3; round++ {
 		for name := range cfgs {
@@ -126,6 +126,7 @@ func TestSSHPoolSharesJump(t *testing.T) {
 		}
 	}
 	pool.Close()
+	dialer.Close()
 	if err := waitFor(func() bool { return jump.ActiveConns() == 0 }); err != nil {
 		t.Fatal("bastion connection left open after Close")
 	}
@@ -170,4 +171,22 @@ func TestFake(t *testing.T) {
 	if len(f.Runs) != 4 || len(f.Puts) != 2 || len(f.Writes) != 1 || strings.Join(f.Commands(), "|") != "uname -m|systemctl is-active etcd|kubeadm init|other" {
 		t.Fatalf("log: %v puts=%d writes=%v", f.Commands(), len(f.Puts), f.Writes)
 	}
+}
+
+// newSSHPool is a Pool over SSH for the given configs (keyed by host name),
+// sharing jump host connections. Its Dialer counts every SSH connection; the
+// caller closes both.
+func newSSHPool(configs map[string]transport.Config) (*transport.Pool, *transport.Dialer) {
+	d := transport.NewDialer()
+	p := transport.NewPool(func(ctx context.Context, name string) (transport.Host, error) {
+		cfg, ok := configs[name]
+		if !ok {
+			return nil, &transport.ConnectError{Host: name, Err: errors.New("no such host in the inventory")}
+		}
+		if cfg.Name == "" {
+			cfg.Name = name
+		}
+		return d.Dial(ctx, cfg)
+	})
+	return p, d
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/pkg/sftp"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/events"
 	"k4t.io/k4t/pkg/phases"
 	"k4t.io/k4t/pkg/state"
@@ -155,10 +156,10 @@ func BenchmarkEngine1000Hosts(b *testing.B) {
 				b.Fatal(err)
 			}
 			d := transport.NewDialer()
-			cn := phases.NewConnector(c, keys, d)
+			cn := engine.NewConnector(c, keys, d)
 			defer d.Close()
 			defer cn.Close()
-			r := &phases.Run{Cluster: c, State: st, Connect: cn.Connect, Events: events.NewEmitter("bench"), DryRun: dryRun}
+			r := &engine.Run{Cluster: c, State: st, Connect: cn.Connect, Events: events.NewEmitter("bench"), DryRun: dryRun, Options: engine.Options{Concurrency: conc}}
 			if !dryRun {
 				j, err := state.OpenJournal(st.Journal(), "bench")
 				if err != nil {
@@ -169,7 +170,7 @@ func BenchmarkEngine1000Hosts(b *testing.B) {
 			}
 			stop := peak()
 			start := time.Now()
-			sum, err := (&phases.Engine{Run: r, Phases: []phases.Phase{&phases.Preflight{}, &phases.OS{}}, Concurrency: conc}).Execute(context.Background())
+			sum, err := (&engine.Engine{Run: r, Phases: []engine.Phase{&phases.Preflight{}, &phases.OS{}}}).Execute(context.Background())
 			el := time.Since(start)
 			pk := stop()
 			if err != nil {

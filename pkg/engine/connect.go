@@ -1,4 +1,4 @@
-package phases
+package engine
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func SSHConfig(c *v1alpha1.Cluster, h *v1alpha1.Host, keys *transport.KnownHosts
 		Sudo: h.Sudo.Enabled, SudoPassword: sudoPW,
 		ConnectTimeout: h.SSH.ConnectTimeout.Duration, HostKeys: keys,
 	}
-	jump, err := bastionChain(c, h.SSH.Bastion, keys, map[string]bool{})
+	jump, err := bastionChain(c, h.SSH.Bastion, keys)
 	if err != nil {
 		return transport.Config{}, fmt.Errorf("host %s: %w", h.Name, err)
 	}
@@ -61,31 +61,29 @@ func SSHConfig(c *v1alpha1.Cluster, h *v1alpha1.Host, keys *transport.KnownHosts
 	return cfg, nil
 }
 
-func bastionChain(c *v1alpha1.Cluster, name string, keys *transport.KnownHosts, seen map[string]bool) (*transport.Config, error) {
-	if name == "" {
-		return nil, nil
-	}
-	if seen[name] {
-		return nil, fmt.Errorf("bastion chain loops at %s", name)
-	}
-	seen[name] = true
-	b := c.Bastion(name)
-	if b == nil {
-		return nil, fmt.Errorf("bastion %q is not in spec.bastions", name)
-	}
-	pw, err := ResolveSecret(b.SSH.Password, "bastion "+name+": ssh.password")
+// bastionChain turns the jump hosts before bastion name (Cluster.BastionChain,
+// first hop first) into nested transport configs: the last hop's Jump is the
+// one before it.
+func bastionChain(c *v1alpha1.Cluster, name string, keys *transport.KnownHosts) (*transport.Config, error) {
+	chain, err := c.BastionChain(name)
 	if err != nil {
 		return nil, err
 	}
-	port := b.Port
-	if port == 0 {
-		port = 22
+	var cfg *transport.Config
+	for _, b := range chain {
+		pw, err := ResolveSecret(b.SSH.Password, "bastion "+b.Name+": ssh.password")
+		if err != nil {
+			return nil, err
+		}
+		port := b.Port
+		if port == 0 {
+			port = 22
+		}
+		cfg = &transport.Config{Name: b.Name, Addr: net.JoinHostPort(b.Address, strconv.Itoa(port)), User: b.User,
+			KeyFile: b.SSH.KeyFile, Agent: b.SSH.Agent, Password: pw,
+			ConnectTimeout: b.SSH.ConnectTimeout.Duration, HostKeys: keys, Jump: cfg}
 	}
-	cfg := &transport.Config{Name: b.Name, Addr: net.JoinHostPort(b.Address, strconv.Itoa(port)), User: b.User,
-		KeyFile: b.SSH.KeyFile, Agent: b.SSH.Agent, Password: pw,
-		ConnectTimeout: b.SSH.ConnectTimeout.Duration, HostKeys: keys}
-	cfg.Jump, err = bastionChain(c, b.SSH.Bastion, keys, seen)
-	return cfg, err
+	return cfg, nil
 }
 
 // Connector gives each host one connection per run.

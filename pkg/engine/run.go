@@ -1,13 +1,12 @@
 // Package phases is k4t's engine: an ordered pipeline of phases (pipeline.go),
 // each in its own file, that work out per host what they would change
 // (Changes) and then, on apply, perform exactly that through the transport.
-package phases
+package engine
 
 import (
 	"context"
 	_ "embed"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +26,6 @@ type Run struct {
 	// Connect returns the one connection to a host for this run.
 	Connect func(ctx context.Context, h *v1alpha1.Host) (transport.Host, error)
 	Events  *events.Emitter
-	Log     *slog.Logger
 	Journal *state.Journal
 	// DryRun is set by plan: phases must not change anything on hosts.
 	DryRun bool
@@ -45,6 +43,9 @@ type Options struct {
 	Artifacts *artifacts.Store
 	// Now is the clock (tests set it).
 	Now func() time.Time
+	// Concurrency bounds how many hosts are worked on at once
+	// (--concurrency); zero means DefaultConcurrency.
+	Concurrency int
 	// MergeKubeconfig, when set, is a kubeconfig file the admin
 	// kubeconfig is merged into (--merge-kubeconfig).
 	MergeKubeconfig string
@@ -112,7 +113,7 @@ func (r *Run) Facts(ctx context.Context, hc *HostCtx) (*Facts, error) {
 
 func gatherFacts(ctx context.Context, hc *HostCtx) (*Facts, error) {
 	start := time.Now()
-	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "sh -s -- " + shellQuote(hc.Host.InternalAddress), Stdin: []byte(factsScript), Timeout: 30 * time.Second})
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "sh -s -- " + ShellQuote(hc.Host.InternalAddress), Stdin: []byte(factsScript), Timeout: 30 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("gathering facts: %w", err)
 	}
@@ -184,7 +185,7 @@ func parseFacts(out string) *Facts {
 	return f
 }
 
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+func ShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // Error is a failure on one host in one phase, with what to do about it.
 type Error struct {

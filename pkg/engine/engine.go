@@ -1,11 +1,10 @@
-package phases
+package engine
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
@@ -65,15 +64,13 @@ type HostPlan struct {
 
 // Engine runs phases in order.
 type Engine struct {
-	Run         *Run
-	Phases      []Phase
-	Concurrency int
+	Run    *Run
+	Phases []Phase
 }
 
 // Summary is what a run did.
 type Summary struct {
 	Changes  int
-	PerPhase map[string]int
 	Duration time.Duration
 }
 
@@ -83,7 +80,7 @@ type Summary struct {
 func (e *Engine) Execute(ctx context.Context) (*Summary, error) {
 	r := e.Run
 	start := time.Now()
-	sum := &Summary{PerPhase: map[string]int{}}
+	sum := &Summary{}
 	verb := "apply"
 	if r.DryRun {
 		verb = "plan"
@@ -105,7 +102,6 @@ func (e *Engine) Execute(ctx context.Context) (*Summary, error) {
 		}
 		n, err := e.phase(ctx, p)
 		sum.Changes += n
-		sum.PerPhase[p.Name()] = n
 		if err != nil {
 			runErr = err
 			break
@@ -141,13 +137,13 @@ func (e *Engine) phaseBody(ctx context.Context, p Phase) (int, error) {
 	r := e.Run
 	if pr, ok := p.(Preparer); ok {
 		if err := pr.Prepare(ctx, r); err != nil {
-			return 0, wrapPhase(p.Name(), "", err)
+			return 0, WrapPhase(p.Name(), "", err)
 		}
 	}
 	hp, ok := p.(HostPlanner)
 	if !ok {
 		if c, ok := p.(Checker); ok && !r.DryRun {
-			return 0, wrapPhase(p.Name(), "", c.Check(ctx, r))
+			return 0, WrapPhase(p.Name(), "", c.Check(ctx, r))
 		}
 		return 0, nil
 	}
@@ -162,7 +158,7 @@ func (e *Engine) phaseBody(ctx context.Context, p Phase) (int, error) {
 	if r.DryRun {
 		if c, ok := p.(PlanChecker); ok {
 			if err := c.Check(ctx, r); err != nil {
-				return n, wrapPhase(p.Name(), "", err)
+				return n, WrapPhase(p.Name(), "", err)
 			}
 		}
 		for _, pl := range plans {
@@ -181,12 +177,12 @@ func (e *Engine) phaseBody(ctx context.Context, p Phase) (int, error) {
 			})
 		}
 		if err != nil {
-			return n, wrapPhase(p.Name(), "", err)
+			return n, WrapPhase(p.Name(), "", err)
 		}
 	}
 	if c, ok := p.(Checker); ok {
 		if err := c.Check(ctx, r); err != nil {
-			return n, wrapPhase(p.Name(), "", err)
+			return n, WrapPhase(p.Name(), "", err)
 		}
 	}
 	return n, nil
@@ -310,65 +306,26 @@ func ApplyChange(ctx context.Context, r *Run, h transport.Host, c *Change) error
 	return nil
 }
 
-// forEach runs fn on every plan with at most Concurrency at once and joins
-// every error. A wrap function may decorate each host's error.
+// forEach runs fn on every plan (see ForEachHost); wrap, if given,
+// decorates each host's error.
 func (e *Engine) forEach(ctx context.Context, plans []*HostPlan, fn func(context.Context, *HostPlan) error, wrap ...func(*HostPlan, error) error) error {
-	n := e.Concurrency
-	if n <= 0 {
-		n = 20
-	}
-	sem := make(chan struct{}, n)
-	errs := make([]error, len(plans))
-	var wg sync.WaitGroup
-	for i, pl := range plans {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
+	return ForEachHost(ctx, e.Run, plans, func(ctx context.Context, pl *HostPlan) error {
+		err := fn(ctx, pl)
+		if err != nil {
+			for _, w := range wrap {
+				err = w(pl, err)
 			}
-			defer func() { <-sem }()
-			if err := fn(ctx, pl); err != nil {
-				for _, w := range wrap {
-					err = w(pl, err)
-				}
-				errs[i] = err
-			}
-		}()
-	}
-	wg.Wait()
-	return joinHostErrors(errs)
-}
-
-// joinHostErrors joins errors one per line, dropping duplicates of a
-// cancelled context.
-func joinHostErrors(errs []error) error {
-	var out []error
-	cancelled := false
-	for _, err := range errs {
-		if err == nil {
-			continue
 		}
-		if errors.Is(err, context.Canceled) {
-			if cancelled {
-				continue
-			}
-			cancelled = true
-		}
-		out = append(out, err)
-	}
-	return errors.Join(out...)
+		return err
+	})
 }
 
 func wrapHost(phase string) func(*HostPlan, error) error {
-	return func(pl *HostPlan, err error) error { return wrapPhase(phase, pl.Name(), err) }
+	return func(pl *HostPlan, err error) error { return WrapPhase(phase, pl.Name(), err) }
 }
 
-// wrapPhase makes err an *Error naming host and phase unless it already is one.
-func wrapPhase(phase, host string, err error) error {
+// WrapPhase makes err an *Error naming host and phase unless it already is one.
+func WrapPhase(phase, host string, err error) error {
 	if err == nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package phases
+package engine
 
 import (
 	"context"
@@ -98,10 +98,10 @@ func unitError(ctx context.Context, h transport.Host, unit, verb string, err err
 	if jerr != nil || len(res.Stdout) == 0 {
 		return err
 	}
-	return fmt.Errorf("%s failed to %s; its journal ends with:\n%s\n(more: journalctl -u %s on %s)", unit, verb, indent(string(res.Stdout)), unit, h.Name())
+	return fmt.Errorf("%s failed to %s; its journal ends with:\n%s\n(more: journalctl -u %s on %s)", unit, verb, Indent(string(res.Stdout)), unit, h.Name())
 }
 
-func indent(s string) string {
+func Indent(s string) string {
 	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
 }
 

@@ -1,4 +1,4 @@
-package phases
+package engine
 
 import (
 	"context"
@@ -46,7 +46,7 @@ type demoPhase struct{ content string }
 
 func (*demoPhase) Name() string                  { return "demo" }
 func (*demoPhase) Title() string                 { return "demo" }
-func (*demoPhase) Hosts(r *Run) []*v1alpha1.Host { return allHosts(r) }
+func (*demoPhase) Hosts(r *Run) []*v1alpha1.Host { return AllHosts(r) }
 func (d *demoPhase) Plan(ctx context.Context, hc *HostCtx) ([]*Change, error) {
 	c, err := FileChange(ctx, hc, "demo", transport.File{Path: "/etc/demo.conf", Content: []byte(d.content)}, FileOpts{})
 	if err != nil {
@@ -207,7 +207,10 @@ func TestErrorsNameEveryHost(t *testing.T) {
 }
 
 func TestSelect(t *testing.T) {
-	all := Pipeline()
+	var all []Phase
+	for _, n := range []string{"preflight", "slb", "etcd", "runtime"} {
+		all = append(all, &namedPhase{n})
+	}
 	got, err := Select(all, []string{"etcd", "slb"}, nil)
 	if err != nil || len(got) != 2 || got[0].Name() != "slb" {
 		t.Fatalf("only: %v %v", got, err)
@@ -221,22 +224,17 @@ func TestSelect(t *testing.T) {
 	}
 }
 
+type namedPhase struct{ name string }
+
+func (p *namedPhase) Name() string  { return p.name }
+func (p *namedPhase) Title() string { return p.name }
+
 func TestParseFacts(t *testing.T) {
+	if f := parseFacts("iface=\n"); f.Iface != "" {
+		t.Errorf("empty iface parsed as %q", f.Iface)
+	}
 	f := parseFacts("os=debian\ncgroup=cgroup2fs\nports_hex=1A0B,0016,\nactive=etcd\nmissing=ip\nmemtotal=2048000\niface=host0\n")
 	if f.OS != "debian" || f.Cgroup != "v2" || !f.Ports[6667] || !f.Ports[22] || !f.Active["etcd"] || f.Missing[0] != "ip" || f.MemTotalKB != 2048000 || f.Iface != "host0" {
 		t.Fatalf("%+v", f)
-	}
-}
-
-func TestEtcHostsBlock(t *testing.T) {
-	c := &v1alpha1.Cluster{}
-	c.Spec.Hosts = []v1alpha1.Host{{Name: "m1", InternalAddress: "10.0.0.2"}}
-	first := etcHosts([]byte("127.0.0.1 localhost"), c)
-	want := "127.0.0.1 localhost\n# BEGIN k4t managed block\n10.0.0.2 m1\n# END k4t managed block\n"
-	if string(first) != want {
-		t.Fatalf("got %q", first)
-	}
-	if again := etcHosts(first, c); string(again) != want {
-		t.Fatalf("not idempotent: %q", again)
 	}
 }
