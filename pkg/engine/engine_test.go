@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/events"
@@ -236,5 +238,52 @@ func TestParseFacts(t *testing.T) {
 	f := parseFacts("os=debian\ncgroup=cgroup2fs\nports_hex=1A0B,0016,\nactive=etcd\nmissing=ip\nmemtotal=2048000\niface=host0\n")
 	if f.OS != "debian" || f.Cgroup != "v2" || !f.Ports[6667] || !f.Ports[22] || !f.Active["etcd"] || f.Missing[0] != "ip" || f.MemTotalKB != 2048000 || f.Iface != "host0" {
 		t.Fatalf("%+v", f)
+	}
+}
+
+func TestPoll(t *testing.T) {
+	ctx := context.Background()
+	n := 0
+	if err := Poll(ctx, time.Second, time.Millisecond, func(context.Context) (bool, error) { n++; return n == 3, nil }); err != nil || n != 3 {
+		t.Fatalf("poll until the third call: n=%d err=%v", n, err)
+	}
+	err := Poll(ctx, 20*time.Millisecond, 5*time.Millisecond, func(context.Context) (bool, error) { return false, errors.New("still down") })
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "still down") {
+		t.Fatalf("timeout: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := Poll(cctx, time.Minute, time.Second, func(context.Context) (bool, error) { return false, nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+}
+
+func TestForEachHostBound(t *testing.T) {
+	r := &Run{Options: Options{Concurrency: 3}}
+	var mu sync.Mutex
+	running, peak := 0, 0
+	items := make([]int, 20)
+	err := ForEachHost(context.Background(), r, items, func(ctx context.Context, _ int) error {
+		mu.Lock()
+		running++
+		peak = max(peak, running)
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond)
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return nil
+	})
+	if err != nil || peak > 3 {
+		t.Fatalf("peak %d hosts at once with --concurrency 3 (err %v)", peak, err)
+	}
+	errs := ForEachHost(context.Background(), r, []int{1, 2, 3}, func(ctx context.Context, i int) error {
+		if i != 2 {
+			return fmt.Errorf("host %d failed", i)
+		}
+		return nil
+	})
+	if errs == nil || !strings.Contains(errs.Error(), "host 1 failed") || !strings.Contains(errs.Error(), "host 3 failed") {
+		t.Fatalf("every failure is reported: %v", errs)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
@@ -196,22 +195,19 @@ func CheckBastionCerts(r *engine.Run) []certs.Expiry {
 func CheckAllCerts(ctx context.Context, r *engine.Run) []certs.Expiry {
 	hosts := engine.AllHosts(r)
 	per := make([][]certs.Expiry, len(hosts))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 20)
-	for i, h := range hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			rows, err := CheckHostCerts(ctx, r, h)
-			if err != nil {
-				rows = []certs.Expiry{{Host: h.Name, Name: "(host)", Err: fmt.Sprintf("cannot read certificates: %v — check that k4t can reach %s over SSH", trimHostPrefix(err, h.Name), h.Name)}}
-			}
-			per[i] = rows
-		}()
+	idx := make([]int, len(hosts))
+	for i := range idx {
+		idx[i] = i
 	}
-	wg.Wait()
+	_ = engine.ForEachHost(ctx, r, idx, func(ctx context.Context, i int) error {
+		h := hosts[i]
+		rows, err := CheckHostCerts(ctx, r, h)
+		if err != nil {
+			rows = []certs.Expiry{{Host: h.Name, Name: "(host)", Err: fmt.Sprintf("cannot read certificates: %v — check that k4t can reach %s over SSH", trimHostPrefix(err, h.Name), h.Name)}}
+		}
+		per[i] = rows
+		return nil // a host's failure is its row
+	})
 	var out []certs.Expiry
 	for _, rows := range per {
 		out = append(out, rows...)

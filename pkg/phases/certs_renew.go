@@ -289,7 +289,7 @@ func (rn *renewer) host(ctx context.Context, h *v1alpha1.Host) (err error) {
 		if err := engine.ApplyChange(ctx, r, conn, c); err != nil {
 			return err
 		}
-		if err := (&Etcd{}).waitHealthy(ctx, r, etcdHealthTimeout); err != nil {
+		if err := WaitEtcdHealthy(ctx, r, etcdHealthTimeout); err != nil {
 			return err
 		}
 	}
@@ -304,12 +304,12 @@ func (rn *renewer) host(ctx context.Context, h *v1alpha1.Host) (err error) {
 		}
 	}
 	if master {
-		if err := waitReady(ctx, hc, "https://"+h.InternalAddress+":6443", rn.readyTO); err != nil {
+		if err := WaitAPIServerReady(ctx, hc, "https://"+h.InternalAddress+":6443", rn.readyTO); err != nil {
 			return err
 		}
 	}
 	if isMember(r.Cluster, h) {
-		if err := (&Etcd{}).waitHealthy(ctx, r, etcdHealthTimeout); err != nil {
+		if err := WaitEtcdHealthy(ctx, r, etcdHealthTimeout); err != nil {
 			return err
 		}
 	}
@@ -477,27 +477,22 @@ func (rn *renewer) restartPods(ctx context.Context, hc *engine.HostCtx, pods []s
 
 // wait polls cond until it holds, the timeout passes or ctx ends.
 func (rn *renewer) wait(ctx context.Context, hc *engine.HostCtx, timeout time.Duration, what string, cond func() (bool, string, error)) error {
-	deadline := time.Now().Add(timeout)
 	var last string
-	for {
+	err := engine.Poll(ctx, timeout, rn.poll, func(context.Context) (bool, error) {
 		ok, status, err := cond()
-		if err != nil {
+		switch {
+		case err != nil:
 			last = err.Error()
-		} else if ok {
-			return nil
-		} else {
+		case !ok:
 			last = status
 		}
-		if time.Now().After(deadline) {
-			return engine.Errorf(hc.Name(), certsPhase, "check 'crictl ps -a' and 'journalctl -u kubelet' on "+hc.Name(),
-				"waited %s for %s (last: %s)", timeout, what, last)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(rn.poll):
-		}
+		return err == nil && ok, nil
+	})
+	if errors.Is(err, engine.ErrTimeout) {
+		return engine.Errorf(hc.Name(), certsPhase, "check 'crictl ps -a' and 'journalctl -u kubelet' on "+hc.Name(),
+			"waited %s for %s (last: %s)", timeout, what, last)
 	}
+	return err
 }
 
 // kubelet renews kubelet's client certificate (re-signed by the cluster CA for the same

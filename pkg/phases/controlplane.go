@@ -266,7 +266,7 @@ func (p *ControlPlane) Apply(ctx context.Context, r *engine.Run, plans []*engine
 		if err := engine.ApplyChanges(ctx, r, pl); err != nil {
 			return err
 		}
-		if err := waitReady(ctx, pl.HostCtx, "https://"+net.JoinHostPort(pl.Host.InternalAddress, "6443"), 3*time.Minute); err != nil {
+		if err := WaitAPIServerReady(ctx, pl.HostCtx, "https://"+net.JoinHostPort(pl.Host.InternalAddress, "6443"), 3*time.Minute); err != nil {
 			return err
 		}
 	}
@@ -280,30 +280,7 @@ func (p *ControlPlane) Check(ctx context.Context, r *engine.Run) error {
 	if err != nil {
 		return err
 	}
-	return waitReady(ctx, &engine.HostCtx{Host: first, Conn: conn, Run: r}, "https://"+r.Cluster.APIServerEndpoint(), 2*time.Minute)
-}
-
-// waitReady polls kube-apiserver's /readyz at server from the host.
-func waitReady(ctx context.Context, hc *engine.HostCtx, server string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	cmd := fmt.Sprintf("kubectl --kubeconfig %s --server %s get --raw /readyz", adminConf, server)
-	var last error
-	for {
-		_, err := hc.Conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second})
-		if err == nil {
-			return nil
-		}
-		last = err
-		if time.Now().After(deadline) {
-			return engine.Errorf(hc.Name(), "control-plane", "check 'crictl ps -a' and 'journalctl -u kubelet' on "+hc.Name(),
-				"kube-apiserver at %s not ready after %s (last: %v)", server, timeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(2 * time.Second):
-		}
-	}
+	return WaitAPIServerReady(ctx, &engine.HostCtx{Host: first, Conn: conn, Run: r}, "https://"+r.Cluster.APIServerEndpoint(), 2*time.Minute)
 }
 
 // ensureToken (re)creates the bootstrap token on the first master when it

@@ -3,7 +3,6 @@ package phases
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -150,15 +149,11 @@ func artifactFile(ctx context.Context, r *engine.Run, name string) (transport.Fi
 // quorum) before the next, so quorum is never lost.
 func (e *Etcd) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan) error {
 	if e.cluster.bootstrap() {
-		errs := make(chan error, len(plans))
-		for _, pl := range plans {
-			go func() { errs <- engine.ApplyChanges(ctx, r, pl) }()
-		}
-		var all []error
-		for range plans {
-			all = append(all, <-errs)
-		}
-		return errors.Join(all...)
+		// Starts do not block (--no-block), so a bound on hosts at once
+		// cannot leave a member waiting for one not yet started.
+		return engine.ForEachHost(ctx, r, plans, func(ctx context.Context, pl *engine.HostPlan) error {
+			return engine.ApplyChanges(ctx, r, pl)
+		})
 	}
 	for _, pl := range plans {
 		if len(pl.Changes) == 0 {
@@ -178,7 +173,7 @@ func (e *Etcd) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPla
 // member list matching the inventory, and records in the state dir that the
 // cluster formed (with its member IDs).
 func (e *Etcd) Check(ctx context.Context, r *engine.Run) error {
-	if err := e.waitHealthy(ctx, r, etcdHealthTimeout); err != nil {
+	if err := WaitEtcdHealthy(ctx, r, etcdHealthTimeout); err != nil {
 		return err
 	}
 	listed, err := etcdMembers(ctx, r)
@@ -249,44 +244,4 @@ func EtcdMemberNames(ctx context.Context, r *engine.Run) ([]string, error) {
 		names = append(names, m.Name)
 	}
 	return names, nil
-}
-
-func (e *Etcd) waitHealthy(ctx context.Context, r *engine.Run, timeout time.Duration) error {
-	members := r.Cluster.EtcdMembers()
-	return waitEtcd(ctx, r, members[0], members, len(members), timeout)
-}
-
-// waitMemberHealthy waits for one member's linearizable health check, which
-// passes only when that member is part of a quorum.
-func waitMemberHealthy(ctx context.Context, r *engine.Run, h *v1alpha1.Host, timeout time.Duration) error {
-	return waitEtcd(ctx, r, h, []*v1alpha1.Host{h}, 1, timeout)
-}
-
-// waitEtcd polls from host `from` until want of endpoints are healthy.
-func waitEtcd(ctx context.Context, r *engine.Run, from *v1alpha1.Host, endpoints []*v1alpha1.Host, want int, timeout time.Duration) error {
-	conn, err := r.Connect(ctx, from)
-	if err != nil {
-		return err
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		res, err := conn.Run(ctx, transport.Cmd{Command: etcdctlCmd(endpoints, "endpoint health -w simple"), Timeout: 30 * time.Second})
-		out := string(res.Stdout)
-		if strings.Count(out, "is healthy") >= want {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			last := strings.TrimSpace(out)
-			if err != nil {
-				last = err.Error()
-			}
-			return engine.Errorf(from.Name, "etcd", "check 'journalctl -u etcd' on each member",
-				"%d of %d member(s) did not become healthy in %s (last: %s)", want, len(endpoints), timeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
 }

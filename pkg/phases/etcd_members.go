@@ -3,7 +3,6 @@ package phases
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -81,24 +80,17 @@ func probeEtcd(ctx context.Context, r *engine.Run) (*etcdCluster, error) {
 		}
 	}
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	errs := make([]error, len(hosts))
-	for i, h := range hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			st, err := probeMember(ctx, r, h)
-			if err != nil {
-				errs[i] = engine.WrapPhase("etcd", h.Name, err)
-				return
-			}
-			mu.Lock()
-			c.members[h.Name] = st
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := engine.ForEachHost(ctx, r, hosts, func(ctx context.Context, h *v1alpha1.Host) error {
+		st, err := probeMember(ctx, r, h)
+		if err != nil {
+			return engine.WrapPhase("etcd", h.Name, err)
+		}
+		mu.Lock()
+		c.members[h.Name] = st
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	var from *v1alpha1.Host

@@ -2,6 +2,7 @@ package phases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -38,18 +39,14 @@ func (*Network) Hosts(r *engine.Run) []*v1alpha1.Host { return kubeNodes(r) }
 // on apply it waits (up to podCIDRWait) until every node has one.
 func (p *Network) nodeNets(ctx context.Context, r *engine.Run) (map[string]nodeNet, error) {
 	p.once.Do(func() {
-		deadline := time.Now().Add(podCIDRWait)
-		for {
+		// Not having every podCIDR in time is no error here: the phase's
+		// plan and Check say which node lacks one.
+		err := engine.Poll(ctx, podCIDRWait, 2*time.Second, func(ctx context.Context) (bool, error) {
 			p.nodes, p.err = readNodeNets(ctx, r)
-			if p.err != nil || r.DryRun || allHavePodCIDR(p.nodes, kubeNodes(r)) || time.Now().After(deadline) {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				p.err = ctx.Err()
-				return
-			case <-time.After(2 * time.Second):
-			}
+			return p.err != nil || r.DryRun || allHavePodCIDR(p.nodes, kubeNodes(r)), nil
+		})
+		if err != nil && !errors.Is(err, engine.ErrTimeout) {
+			p.err = err
 		}
 	})
 	return p.nodes, p.err
@@ -163,27 +160,11 @@ func (p *Network) planManifest(ctx context.Context, hc *engine.HostCtx) ([]*engi
 // Check waits until every node is Ready and every kube-system pod runs.
 func (p *Network) Check(ctx context.Context, r *engine.Run) error {
 	want := len(kubeNodes(r))
-	deadline := time.Now().Add(5 * time.Minute)
-	var last string
-	for {
-		nodes, err1 := kubectl(ctx, r, `get nodes --no-headers`)
-		pods, err2 := kubectl(ctx, r, `get pods -n kube-system --no-headers`)
-		ready := err1 == nil && err2 == nil && countReady(nodes) == want && allRunning(pods)
-		if ready {
-			r.Events.Infof(p.Name(), "", "%d node(s) Ready, every kube-system pod Running", want)
-			return nil
-		}
-		last = strings.TrimSpace(nodes + "\n" + pods)
-		if time.Now().After(deadline) {
-			return engine.Errorf("", p.Name(), "check 'kubectl get pods -A' and 'journalctl -u kubelet' on the nodes",
-				"the cluster did not become Ready in 5m; last seen:\n%s", last)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(3 * time.Second):
-		}
+	if err := WaitNodesReady(ctx, r, want, 5*time.Minute); err != nil {
+		return err
 	}
+	r.Events.Infof(p.Name(), "", "%d node(s) Ready, every kube-system pod Running", want)
+	return nil
 }
 
 func countReady(nodes string) int {

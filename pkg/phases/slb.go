@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
@@ -206,14 +205,8 @@ func (s *SLB) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan
 		txs = append(txs, tx)
 	}
 	each := func(fn func(tx *hostTx) error) error {
-		errs := make([]error, len(txs))
-		var wg sync.WaitGroup
-		for i, tx := range txs {
-			wg.Add(1)
-			go func() { defer wg.Done(); errs[i] = fn(tx) }()
-		}
-		wg.Wait()
-		return errors.Join(errs...)
+		// Not cancelled with ctx: cleanup and rollback must reach every host.
+		return engine.ForEachHost(context.WithoutCancel(ctx), r, txs, func(_ context.Context, tx *hostTx) error { return fn(tx) })
 	}
 	// 1. packages (nothing live is configured by them)
 	if err := each(func(tx *hostTx) error {
@@ -384,52 +377,6 @@ func (s *SLB) Check(ctx context.Context, r *engine.Run) error {
 	}
 	r.Events.Infof(s.Name(), holder, "holds the VIP %s", r.Cluster.Spec.ControlPlaneEndpoint.Address)
 	return nil
-}
-
-// VIPHolders returns the slb hosts that have the VIP on an interface now.
-func VIPHolders(ctx context.Context, r *engine.Run) ([]string, error) {
-	vip := r.Cluster.Spec.ControlPlaneEndpoint.Address
-	var holders []string
-	for _, h := range r.Cluster.SLBs() {
-		conn, err := r.Connect(ctx, h)
-		if err != nil {
-			return nil, err
-		}
-		res, err := conn.Run(ctx, transport.Cmd{Command: "ip -o -4 addr show", Timeout: 10 * time.Second})
-		if err != nil {
-			return nil, err
-		}
-		if strings.Contains(string(res.Stdout), " "+vip+"/") {
-			holders = append(holders, h.Name)
-		}
-	}
-	return holders, nil
-}
-
-// WaitVIP waits until exactly one slb holds the VIP and returns it.
-func WaitVIP(ctx context.Context, r *engine.Run, timeout time.Duration) (string, error) {
-	deadline := time.Now().Add(timeout)
-	var last []string
-	for {
-		holders, err := VIPHolders(ctx, r)
-		if err != nil {
-			return "", err
-		}
-		if len(holders) == 1 {
-			return holders[0], nil
-		}
-		last = holders
-		if time.Now().After(deadline) {
-			return "", engine.Errorf("", "slb", "check that VRRP (IP protocol 112) passes between the slb hosts",
-				"the VIP %s is held by %d slb host(s) %v after %s, want exactly 1; keepalived says:\n%s",
-				r.Cluster.Spec.ControlPlaneEndpoint.Address, len(last), last, timeout, keepalivedLogs(ctx, r))
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
 }
 
 // keepalivedLogs gathers the last keepalived lines of every slb host.

@@ -1,0 +1,124 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/engine"
+	"k4t.io/k4t/pkg/transport"
+)
+
+// Health gates: what a phase or a roll waits for before it goes on. Every
+// one polls with engine.Poll and, on timeout, says what it last saw and
+// where to look.
+
+// WaitAPIServerReady polls kube-apiserver's /readyz at server from the host.
+func WaitAPIServerReady(ctx context.Context, hc *engine.HostCtx, server string, timeout time.Duration) error {
+	cmd := fmt.Sprintf("kubectl --kubeconfig %s --server %s get --raw /readyz", adminConf, server)
+	err := engine.Poll(ctx, timeout, 2*time.Second, func(ctx context.Context) (bool, error) {
+		_, err := hc.Conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second})
+		return err == nil, err
+	})
+	if errors.Is(err, engine.ErrTimeout) {
+		return engine.Errorf(hc.Name(), "control-plane", "check 'crictl ps -a' and 'journalctl -u kubelet' on "+hc.Name(),
+			"kube-apiserver at %s not ready: %v", server, err)
+	}
+	return err
+}
+
+// WaitEtcdHealthy waits until every member is healthy.
+func WaitEtcdHealthy(ctx context.Context, r *engine.Run, timeout time.Duration) error {
+	members := r.Cluster.EtcdMembers()
+	return waitEtcd(ctx, r, members[0], members, len(members), timeout)
+}
+
+// waitMemberHealthy waits for one member's linearizable health check, which
+// passes only when that member is part of a quorum.
+func waitMemberHealthy(ctx context.Context, r *engine.Run, h *v1alpha1.Host, timeout time.Duration) error {
+	return waitEtcd(ctx, r, h, []*v1alpha1.Host{h}, 1, timeout)
+}
+
+// waitEtcd polls from host `from` until want of endpoints are healthy.
+func waitEtcd(ctx context.Context, r *engine.Run, from *v1alpha1.Host, endpoints []*v1alpha1.Host, want int, timeout time.Duration) error {
+	conn, err := r.Connect(ctx, from)
+	if err != nil {
+		return err
+	}
+	var last string
+	err = engine.Poll(ctx, timeout, time.Second, func(ctx context.Context) (bool, error) {
+		res, err := conn.Run(ctx, transport.Cmd{Command: etcdctlCmd(endpoints, "endpoint health -w simple"), Timeout: 30 * time.Second})
+		out := string(res.Stdout)
+		if last = strings.TrimSpace(out); err != nil && last == "" {
+			last = err.Error()
+		}
+		return strings.Count(out, "is healthy") >= want, nil
+	})
+	if errors.Is(err, engine.ErrTimeout) {
+		return engine.Errorf(from.Name, "etcd", "check 'journalctl -u etcd' on each member",
+			"%d of %d member(s) did not become healthy in %s (last: %s)", want, len(endpoints), timeout, last)
+	}
+	return err
+}
+
+// VIPHolders returns the slb hosts that have the VIP on an interface now.
+func VIPHolders(ctx context.Context, r *engine.Run) ([]string, error) {
+	vip := r.Cluster.Spec.ControlPlaneEndpoint.Address
+	var holders []string
+	for _, h := range r.Cluster.SLBs() {
+		conn, err := r.Connect(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		res, err := conn.Run(ctx, transport.Cmd{Command: "ip -o -4 addr show", Timeout: 10 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		if strings.Contains(string(res.Stdout), " "+vip+"/") {
+			holders = append(holders, h.Name)
+		}
+	}
+	return holders, nil
+}
+
+// WaitVIP waits until exactly one slb holds the VIP and returns it.
+func WaitVIP(ctx context.Context, r *engine.Run, timeout time.Duration) (string, error) {
+	var holders []string
+	err := engine.Poll(ctx, timeout, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
+		var err error
+		holders, err = VIPHolders(ctx, r)
+		if err != nil {
+			return false, err
+		}
+		return len(holders) == 1, nil
+	})
+	switch {
+	case err == nil:
+		return holders[0], nil
+	case errors.Is(err, engine.ErrTimeout):
+		return "", engine.Errorf("", "slb", "check that VRRP (IP protocol 112) passes between the slb hosts",
+			"the VIP %s is held by %d slb host(s) %v after %s, want exactly 1; keepalived says:\n%s",
+			r.Cluster.Spec.ControlPlaneEndpoint.Address, len(holders), holders, timeout, keepalivedLogs(ctx, r))
+	}
+	return "", err
+}
+
+// WaitNodesReady waits until want nodes are Ready and every kube-system pod
+// runs, asked through the first master.
+func WaitNodesReady(ctx context.Context, r *engine.Run, want int, timeout time.Duration) error {
+	var last string
+	err := engine.Poll(ctx, timeout, 3*time.Second, func(ctx context.Context) (bool, error) {
+		nodes, err1 := kubectl(ctx, r, `get nodes --no-headers`)
+		pods, err2 := kubectl(ctx, r, `get pods -n kube-system --no-headers`)
+		last = strings.TrimSpace(nodes + "\n" + pods)
+		return err1 == nil && err2 == nil && countReady(nodes) == want && allRunning(pods), nil
+	})
+	if errors.Is(err, engine.ErrTimeout) {
+		return engine.Errorf("", "network", "check 'kubectl get pods -A' and 'journalctl -u kubelet' on the nodes",
+			"the cluster did not become Ready in %s; last seen:\n%s", timeout, last)
+	}
+	return err
+}
