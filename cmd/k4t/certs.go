@@ -17,6 +17,7 @@ import (
 	"k4t.io/k4t/pkg/certs"
 	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/phases"
+	"k4t.io/k4t/pkg/schedule"
 	"k4t.io/k4t/pkg/state"
 )
 
@@ -312,7 +313,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 			if err != nil {
 				return err
 			}
-			sch := &phases.Scheduler{}
+			sch := &schedule.Scheduler{}
 			ctx := cmdContext(cmd)
 			out := cmd.OutOrStdout()
 			// withRun connects to the masters for the node-side fallback.
@@ -336,7 +337,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 					}
 					fmt.Fprintln(out, "removed the node-side fallback timer from every master")
 				}
-				removed, err := sch.Remove(ctx, st, cl.Metadata.Name)
+				removed, err := phases.RemoveCertsSchedule(ctx, sch, st, cl.Metadata.Name)
 				if err != nil {
 					return err
 				}
@@ -348,7 +349,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 				}
 				return nil
 			case status:
-				stt, err := sch.Status(ctx, st, cl.Metadata.Name, time.Now())
+				stt, err := phases.CertsScheduleStatus(ctx, sch, st, cl.Metadata.Name, time.Now())
 				if err != nil {
 					return err
 				}
@@ -385,7 +386,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 				fmt.Fprintf(out, "installed the node-side fallback on every master: a daily timer renews kubeadm's certificates there when they expire within %s\n", v1alpha1.Duration{Duration: fallback})
 			}
 			in := phases.CertsJobInput(st, cl.Metadata.Name, bin, root, inv, every, before)
-			info, warning, err := sch.Install(ctx, st, in)
+			info, warning, err := phases.InstallCertsSchedule(ctx, sch, st, in)
 			if err != nil {
 				return err
 			}

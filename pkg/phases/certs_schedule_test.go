@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"k4t.io/k4t/pkg/schedule"
 	"k4t.io/k4t/pkg/state"
 	"k4t.io/k4t/pkg/templates"
 )
@@ -24,17 +25,17 @@ func scheduleEnv(t *testing.T) (*state.Dir, templates.CertsJobInput) {
 
 func TestScheduleCronWithoutSystemd(t *testing.T) {
 	st, in := scheduleEnv(t)
-	s := &Scheduler{Root: t.TempDir(), InitName: func() string { return "process_api" },
+	s := &schedule.Scheduler{Root: t.TempDir(), InitName: func() string { return "process_api" },
 		CronDaemon: func() (string, bool) { return "/usr/sbin/cron", false },
 		Exec: func(ctx context.Context, name string, args ...string) ([]byte, error) {
 			t.Errorf("ran %s %v without systemd", name, args)
 			return nil, nil
 		}}
-	info, warn, err := s.Install(context.Background(), st, in)
+	info, warn, err := InstallCertsSchedule(context.Background(), s, st, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Kind != ScheduleCron || !strings.Contains(warn, "not running") {
+	if info.Kind != schedule.Cron || !strings.Contains(warn, "not running") {
 		t.Errorf("info %+v warn %q", info, warn)
 	}
 	b, err := os.ReadFile(filepath.Join(s.Root, "etc/cron.d/k4t-certs-lab"))
@@ -48,7 +49,7 @@ func TestScheduleCronWithoutSystemd(t *testing.T) {
 	os.WriteFile(CertsStatusPath(st), []byte(`{"start":"2026-11-22T10:00:00Z","end":"2026-11-22T10:03:00Z","exitCode":1}`), 0o600)
 	os.WriteFile(CertsLogPath(st), []byte("== start\nmaster2 / certs: boom\n== exit 1\n"), 0o600)
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	stt, err := s.Status(context.Background(), st, "lab", now)
+	stt, err := CertsScheduleStatus(context.Background(), s, st, "lab", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,19 +60,19 @@ func TestScheduleCronWithoutSystemd(t *testing.T) {
 	if err != nil || !next.After(now) || next.Sub(now) > 24*time.Hour {
 		t.Errorf("next run %q (%v)", stt.NextRun, err)
 	}
-	removed, err := s.Remove(context.Background(), st, "lab")
+	removed, err := RemoveCertsSchedule(context.Background(), s, st, "lab")
 	if err != nil || len(removed) != 3 {
 		t.Errorf("removed %v: %v", removed, err)
 	}
-	if stt, _ := s.Status(context.Background(), st, "lab", now); stt.Installed {
+	if stt, _ := CertsScheduleStatus(context.Background(), s, st, "lab", now); stt.Installed {
 		t.Error("still installed after --remove")
 	}
 }
 
 func TestScheduleNoCronSaysSo(t *testing.T) {
 	st, in := scheduleEnv(t)
-	s := &Scheduler{Root: t.TempDir(), InitName: func() string { return "process_api" }, CronDaemon: func() (string, bool) { return "", false }}
-	_, _, err := s.Install(context.Background(), st, in)
+	s := &schedule.Scheduler{Root: t.TempDir(), InitName: func() string { return "process_api" }, CronDaemon: func() (string, bool) { return "", false }}
+	_, _, err := InstallCertsSchedule(context.Background(), s, st, in)
 	if err == nil || !strings.Contains(err.Error(), "no cron daemon is installed") || !strings.Contains(err.Error(), "apt-get install cron") || !strings.Contains(err.Error(), "process_api") {
 		t.Errorf("err %v", err)
 	}
@@ -80,7 +81,7 @@ func TestScheduleNoCronSaysSo(t *testing.T) {
 func TestScheduleSystemdTimer(t *testing.T) {
 	st, in := scheduleEnv(t)
 	var ran []string
-	s := &Scheduler{Root: t.TempDir(), InitName: func() string { return "systemd" },
+	s := &schedule.Scheduler{Root: t.TempDir(), InitName: func() string { return "systemd" },
 		Exec: func(ctx context.Context, name string, args ...string) ([]byte, error) {
 			ran = append(ran, name+" "+strings.Join(args, " "))
 			if len(args) > 0 && args[0] == "show" {
@@ -88,7 +89,7 @@ func TestScheduleSystemdTimer(t *testing.T) {
 			}
 			return nil, nil
 		}}
-	info, _, err := s.Install(context.Background(), st, in)
+	info, _, err := InstallCertsSchedule(context.Background(), s, st, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,31 +98,15 @@ func TestScheduleSystemdTimer(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if info.Kind != ScheduleSystemd || strings.Join(ran, "; ") != "systemctl daemon-reload; systemctl enable --now k4t-certs-lab.timer" {
+	if info.Kind != schedule.Systemd || strings.Join(ran, "; ") != "systemctl daemon-reload; systemctl enable --now k4t-certs-lab.timer" {
 		t.Errorf("%+v ran %v", info, ran)
 	}
-	stt, _ := s.Status(context.Background(), st, "lab", time.Now())
+	stt, _ := CertsScheduleStatus(context.Background(), s, st, "lab", time.Now())
 	if stt.NextRun != "Mon 2026-11-23 10:00:00 UTC" || stt.Last != nil {
 		t.Errorf("status %+v", stt)
 	}
 	ran = nil
-	if _, err := s.Remove(context.Background(), st, "lab"); err != nil || !strings.Contains(strings.Join(ran, ";"), "disable --now k4t-certs-lab.timer") {
+	if _, err := RemoveCertsSchedule(context.Background(), s, st, "lab"); err != nil || !strings.Contains(strings.Join(ran, ";"), "disable --now k4t-certs-lab.timer") {
 		t.Errorf("remove ran %v: %v", ran, err)
-	}
-}
-
-func TestNextCron(t *testing.T) {
-	now := time.Date(2026, 11, 22, 10, 30, 0, 0, time.UTC)
-	for sched, want := range map[string]string{
-		"44 22 * * *":     "2026-11-22T22:44:00Z",
-		"5 * * * *":       "2026-11-22T11:05:00Z",
-		"7-59/15 * * * *": "2026-11-22T10:37:00Z",
-		"0 1-23/6 * * *":  "2026-11-22T13:00:00Z",
-		"10 3 */3 * *":    "2026-11-25T03:10:00Z",
-	} {
-		got, ok := NextCron(sched, now)
-		if !ok || got.Format(time.RFC3339) != want {
-			t.Errorf("%s: %s, want %s", sched, got.Format(time.RFC3339), want)
-		}
 	}
 }
