@@ -29,9 +29,10 @@ artifacts:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
 
 unit: lab-artifacts
-	$(GO) test -count=1 ./cmd/... ./pkg/...
+	$(GO) test -race -count=1 ./cmd/... ./pkg/...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./pkg/apis/v1alpha1

@@ -195,6 +195,7 @@ func openSession(cmd *cobra.Command, g *globalFlags, file string, acceptNew, sho
 		return nil, err
 	}
 	s.dialer = transport.NewDialer()
+	s.dialer.Log = s.log
 	s.conn = engine.NewConnector(c, keys, s.dialer)
 	return s, nil
 }

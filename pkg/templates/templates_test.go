@@ -324,3 +324,25 @@ func TestSysctlApplies(t *testing.T) {
 		}
 	}
 }
+
+// The undo script parses, and never does what kubeadm reset does to a
+// master: it must leave etcd's data dir and k4t's CAs and keys alone.
+func TestUndoKubeadmScript(t *testing.T) {
+	b := rendered(t, "undo-kubeadm-master2.sh")
+	cmd := exec.Command("sh", "-n")
+	cmd.Stdin = bytes.NewReader(b)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sh -n: %v\n%s", err, out)
+	}
+	var code []byte // the commands, without comments
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if !bytes.HasPrefix(bytes.TrimSpace(l), []byte("#")) {
+			code = append(append(code, l...), '\n')
+		}
+	}
+	for _, bad := range []string{"kubeadm reset", "/var/lib/etcd", "ca.key", "ca.crt", "sa.key", "sa.pub", "front-proxy-ca", "apiserver-etcd-client", "rm -rf /etc/kubernetes"} {
+		if bytes.Contains(code, []byte(bad)) {
+			t.Errorf("the undo script touches %q", bad)
+		}
+	}
+}

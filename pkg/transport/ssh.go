@@ -24,6 +24,8 @@ const DefaultConnectTimeout = 10 * time.Second
 // Config says how to reach and log in to one host. Secrets are already
 // resolved by the caller (which also knows where they came from).
 type Config struct {
+	// Log receives this host's records; nil takes the Dialer's.
+	Log  *slog.Logger
 	Name string // inventory name, used in logs and errors
 	Addr string // host:port
 	User string // login user; empty means root
@@ -75,6 +77,9 @@ func Dial(ctx context.Context, cfg Config) (Host, error) {
 // every SSH connection it opens, jump hops included.
 type Dialer struct {
 	owned bool // jump connections belong to the dialled host (package Dial)
+	// Log receives the connections' debug and warning records; nil
+	// discards them. Hosts whose Config has its own Log use that.
+	Log *slog.Logger
 
 	conns atomic.Int64
 	jumps shared[*ssh.Client]
@@ -99,6 +104,9 @@ func (d *Dialer) Close() error {
 func (d *Dialer) Dial(ctx context.Context, cfg Config) (Host, error) {
 	if cfg.Name == "" {
 		cfg.Name = cfg.Addr
+	}
+	if cfg.Log == nil {
+		cfg.Log = d.Log
 	}
 	var owned []*ssh.Client
 	var via *ssh.Client
@@ -159,6 +167,9 @@ func closeAll(cs []*ssh.Client) {
 
 // connect opens one SSH connection to cfg, over via when set.
 func (d *Dialer) connect(ctx context.Context, cfg *Config, via *ssh.Client) (*ssh.Client, error) {
+	if cfg.Log == nil {
+		cfg.Log = d.Log
+	}
 	name := cfg.Name
 	if name == "" {
 		name = cfg.Addr
@@ -238,7 +249,7 @@ func (d *Dialer) connect(ctx context.Context, cfg *Config, via *ssh.Client) (*ss
 		return nil, cerr(err, "the SSH handshake failed: check that sshd runs on this address")
 	}
 	d.conns.Add(1)
-	slog.Debug("ssh connected", "host", name, "addr", cfg.Addr, "user", cfg.user(), "jump", via != nil, "duration", time.Since(start))
+	cfg.log().Debug("ssh connected", "host", name, "addr", cfg.Addr, "user", cfg.user(), "jump", via != nil, "duration", time.Since(start))
 	return ssh.NewClient(sc, chans, reqs), nil
 }
 
@@ -335,7 +346,7 @@ func newAuth(cfg *Config) (*authSet, *authErr) {
 		return nil, &authErr{errors.New("no authentication method configured"), "set ssh.keyFile, ssh.agent or ssh.password in hosts.yaml"}
 	}
 	if agentProblem != nil {
-		slog.Debug("ssh-agent unavailable, trying other methods", "host", cfg.Name, "err", agentProblem)
+		cfg.log().Debug("ssh-agent unavailable, trying other methods", "host", cfg.Name, "err", agentProblem)
 	}
 	return a, nil
 }
@@ -348,4 +359,14 @@ func ExpandHome(p string) string {
 		}
 	}
 	return p
+}
+
+// discard is the logger of a host that was given none.
+var discard = slog.New(slog.DiscardHandler)
+
+func (c *Config) log() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return discard
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path"
 	"strconv"
@@ -178,7 +177,7 @@ func (h *sshHost) Put(ctx context.Context, f File) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	logPut(h.Name(), f.Path, p.sum, time.Since(start))
+	h.cfg.log().Debug("ssh put", "host", h.Name(), "path", f.Path, "sha256", p.sum, "duration", time.Since(start))
 	return true, nil
 }
 
@@ -357,8 +356,4 @@ func upload(ctx context.Context, w *sftp.File, r io.Reader, size int64) error {
 		_, err = w.ReadFrom(ctxReader{ctx, r})
 	}
 	return err
-}
-
-func logPut(host, p, sum string, d time.Duration) {
-	slog.Debug("ssh put", "host", host, "path", p, "sha256", sum, "duration", d)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -38,7 +37,7 @@ type sshHost struct {
 // KeepaliveInterval is how often an idle connection is probed; a probe
 // unanswered for as long closes it, so commands fail fast instead of
 // waiting out their timeout on a dead link.
-var KeepaliveInterval = 30 * time.Second
+const KeepaliveInterval = 30 * time.Second
 
 func newSSHHost(cfg Config, c *ssh.Client, owned []*ssh.Client) *sshHost {
 	h := &sshHost{cfg: cfg, client: c, owned: owned, closed: make(chan struct{})}
@@ -68,9 +67,9 @@ func (h *sshHost) keepalive(every time.Duration) {
 			if err == nil {
 				continue
 			}
-			slog.Debug("ssh connection lost", "host", h.Name(), "err", err)
+			h.cfg.log().Debug("ssh connection lost", "host", h.Name(), "err", err)
 		case <-time.After(every):
-			slog.Warn("ssh connection unresponsive, closing it", "host", h.Name(), "addr", h.cfg.Addr)
+			h.cfg.log().Warn("ssh connection unresponsive, closing it", "host", h.Name(), "addr", h.cfg.Addr)
 		}
 		h.client.Close()
 		return
@@ -236,7 +235,7 @@ func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte, 
 			case <-time.After(2 * time.Second):
 			}
 		}
-		slog.Debug("ssh run stopped", "host", h.Name(), "cmd", short, "duration", time.Since(start), "err", stopErr)
+		h.cfg.log().Debug("ssh run stopped", "host", h.Name(), "cmd", short, "duration", time.Since(start), "err", stopErr)
 		return Result{}, stopErr
 	}
 	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), Duration: time.Since(start)}
@@ -254,11 +253,11 @@ func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte, 
 			code = -1
 			res.Stderr = append(res.Stderr, []byte("\n(no exit status: the connection may have dropped)")...)
 		default:
-			slog.Debug("ssh run failed", "host", h.Name(), "cmd", short, "duration", res.Duration, "err", err)
+			h.cfg.log().Debug("ssh run failed", "host", h.Name(), "cmd", short, "duration", res.Duration, "err", err)
 			return res, fmt.Errorf("%s: command %q: %w", h.Name(), short, err)
 		}
 	}
-	slog.Debug("ssh run", "host", h.Name(), "cmd", short, "exit", code, "duration", res.Duration)
+	h.cfg.log().Debug("ssh run", "host", h.Name(), "cmd", short, "exit", code, "duration", res.Duration)
 	if code != 0 {
 		tail := stderrTail(res.Stderr)
 		if cmd.Secret {
