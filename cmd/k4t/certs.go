@@ -42,8 +42,8 @@ func (durationFlag) Type() string { return "duration" }
 
 // certsSession opens the session of a certs command and a Run for it (no artifacts: the
 // certificate commands install nothing).
-func certsSession(cmd *cobra.Command, g *globalFlags, file string, acceptNew bool) (*session, *engine.Run, error) {
-	s, err := openSession(cmd, g, file, acceptNew, false)
+func certsSession(cmd *cobra.Command, g *globalFlags, hf hostsFlags) (*session, *engine.Run, error) {
+	s, err := openSession(cmd, g, hf, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -74,8 +74,7 @@ func init() {
 }
 
 func checkCmd(g *globalFlags) *cobra.Command {
-	var file string
-	var acceptNew bool
+	var hf hostsFlags
 	caWarn := 365 * 24 * time.Hour
 	check := &cobra.Command{
 		Use:   "check-expiration -f hosts.yaml",
@@ -89,7 +88,7 @@ Missing or unreadable files are rows with an error, never skipped. Exits 1 when 
 has an error or is expired; a CA within --ca-warn of its end is a warning.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, r, err := certsSession(cmd, g, file, acceptNew)
+			s, r, err := certsSession(cmd, g, hf)
 			if err != nil {
 				return err
 			}
@@ -99,9 +98,7 @@ has an error or is expired; a CA within --ca-warn of its end is a warning.`,
 			return reportExpiry(cmd, g.Output(), rows, caWarn)
 		},
 	}
-	check.Flags().StringVarP(&file, "file", "f", "", "inventory (hosts.yaml)")
-	_ = check.MarkFlagRequired("file")
-	check.Flags().BoolVar(&acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys")
+	hf.bind(check, true)
 	check.Flags().Var(durationFlag{&caWarn}, "ca-warn", "warn when a CA expires within this (e.g. 365d)")
 	return check
 }
@@ -191,8 +188,8 @@ func humanDuration(d time.Duration) string {
 }
 
 func renewCmd(g *globalFlags) *cobra.Command {
-	var file string
-	var all, acceptNew bool
+	var hf hostsFlags
+	var all bool
 	var within, validity time.Duration
 	c := &cobra.Command{
 		Use:   "renew [--all | NAME…] -f hosts.yaml",
@@ -217,7 +214,7 @@ expires within D (what the scheduled job runs).`,
 			if _, err := phases.ParseCertNames(args); err != nil {
 				return usageError{err}
 			}
-			s, r, err := certsSession(cmd, g, file, acceptNew)
+			s, r, err := certsSession(cmd, g, hf)
 			if err != nil {
 				return err
 			}
@@ -238,18 +235,16 @@ expires within D (what the scheduled job runs).`,
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&file, "file", "f", "", "inventory (hosts.yaml)")
-	_ = c.MarkFlagRequired("file")
+	hf.bind(c, true)
 	c.Flags().BoolVar(&all, "all", false, "renew every certificate")
-	c.Flags().BoolVar(&acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys")
 	c.Flags().Var(durationFlag{&within}, "if-expiring-within", "check first; renew (everything named, default all) only if a certificate expires within this (e.g. 30d)")
 	c.Flags().Var(durationFlag{&validity}, "validity", "validity of k4t's etcd certificates; default spec.certificates.validity (kubeadm's and kubelet's keep theirs)")
 	return c
 }
 
 func renewCACmd(g *globalFlags) *cobra.Command {
-	var file string
-	var acceptNew, noRoll bool
+	var hf hostsFlags
+	var noRoll bool
 	validity := 87600 * time.Hour
 	c := &cobra.Command{
 		Use:   "renew-ca [NAME…] -f hosts.yaml",
@@ -259,7 +254,7 @@ subject, so every certificate it signed stays valid and none needs re-issuing; w
 new CA certificates to every host that holds them (and the cluster CA into kubelet.conf),
 then runs the renewal roll so every component reloads them, one master at a time.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, r, err := certsSession(cmd, g, file, acceptNew)
+			s, r, err := certsSession(cmd, g, hf)
 			if err != nil {
 				return err
 			}
@@ -279,16 +274,14 @@ then runs the renewal roll so every component reloads them, one master at a time
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&file, "file", "f", "", "inventory (hosts.yaml)")
-	_ = c.MarkFlagRequired("file")
-	c.Flags().BoolVar(&acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys")
+	hf.bind(c, true)
 	c.Flags().Var(durationFlag{&validity}, "validity", "new validity of each CA from now")
 	c.Flags().BoolVar(&noRoll, "no-restart", false, "only renew and push the CA certificates; restart nothing")
 	return c
 }
 
 func scheduleCmd(g *globalFlags) *cobra.Command {
-	var file string
+	var hf hostsFlags
 	var remove, status bool
 	var fallback time.Duration
 	every := 24 * time.Hour
@@ -305,7 +298,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 			if remove && status {
 				return usagef("pass --remove or --status, not both")
 			}
-			cl, err := loadInventory(file, cmd.ErrOrStderr())
+			cl, err := loadInventory(hf.file, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -318,7 +311,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 			out := cmd.OutOrStdout()
 			// withRun connects to the masters for the node-side fallback.
 			withRun := func(fn func(r *engine.Run) error) error {
-				s, r, err := certsSession(cmd, g, file, false)
+				s, r, err := certsSession(cmd, g, hf)
 				if err != nil {
 					return err
 				}
@@ -365,7 +358,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 			if err != nil {
 				return fmt.Errorf("finding the k4t binary: %w", err)
 			}
-			inv, err := filepath.Abs(file)
+			inv, err := filepath.Abs(hf.file)
 			if err != nil {
 				return err
 			}
@@ -398,8 +391,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&file, "file", "f", "", "inventory (hosts.yaml)")
-	_ = c.MarkFlagRequired("file")
+	hf.bind(c, true)
 	c.Flags().Var(durationFlag{&every}, "every", "how often the job runs (e.g. 24h, 12h, 1d)")
 	c.Flags().Var(durationFlag{&before}, "renew-before", "renew when a certificate expires within this (e.g. 30d)")
 	c.Flags().BoolVar(&remove, "remove", false, "take the schedule away")

@@ -23,21 +23,34 @@ import (
 	"k4t.io/k4t/pkg/transport"
 )
 
+// hostsFlags are the flags of every command that reaches the hosts: the
+// inventory and whether to trust hosts seen for the first time.
+type hostsFlags struct {
+	file      string
+	acceptNew bool
+}
+
+// bind adds -f (required) and, with acceptNew, --accept-new-hosts.
+func (f *hostsFlags) bind(cmd *cobra.Command, acceptNew bool) {
+	cmd.Flags().StringVarP(&f.file, "file", "f", "", "inventory (hosts.yaml)")
+	_ = cmd.MarkFlagRequired("file")
+	if acceptNew {
+		cmd.Flags().BoolVar(&f.acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys (a changed key always fails)")
+	}
+}
+
 // runFlags are the flags of create cluster, plan and apply.
 type runFlags struct {
-	file       string
+	hostsFlags
 	only, skip []string
-	acceptNew  bool
 	diff       bool
 	merge      bool
 }
 
 func (f *runFlags) bind(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&f.file, "file", "f", "", "inventory (hosts.yaml)")
-	_ = cmd.MarkFlagRequired("file")
+	f.hostsFlags.bind(cmd, true)
 	cmd.Flags().StringSliceVar(&f.only, "only", nil, "run only these phases (comma-separated)")
 	cmd.Flags().StringSliceVar(&f.skip, "skip", nil, "skip these phases (comma-separated)")
-	cmd.Flags().BoolVar(&f.acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys (a changed key always fails)")
 	cmd.Flags().BoolVar(&f.merge, "merge-kubeconfig", false, "merge the admin kubeconfig into ~/.kube/config (or $KUBECONFIG)")
 }
 
@@ -146,8 +159,8 @@ func newRunID() string {
 
 // openSession loads the inventory, opens the state dir, the log file, the
 // event sinks and the connector.
-func openSession(cmd *cobra.Command, g *globalFlags, file string, acceptNew, showDiff bool) (*session, error) {
-	c, err := loadInventory(file, cmd.ErrOrStderr())
+func openSession(cmd *cobra.Command, g *globalFlags, hf hostsFlags, showDiff bool) (*session, error) {
+	c, err := loadInventory(hf.file, cmd.ErrOrStderr())
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +169,7 @@ func openSession(cmd *cobra.Command, g *globalFlags, file string, acceptNew, sho
 		return nil, err
 	}
 	s := &session{cluster: c, state: st, runID: newRunID(), concurrency: g.Concurrency()}
-	if raw, err := os.ReadFile(file); err == nil {
+	if raw, err := os.ReadFile(hf.file); err == nil {
 		_ = st.WriteFile(st.Inventory(), raw, 0o600)
 	}
 	logPath := g.LogFile()
@@ -189,7 +202,7 @@ func openSession(cmd *cobra.Command, g *globalFlags, file string, acceptNew, sho
 		out = &events.Text{W: cmd.OutOrStdout(), Verbose: g.Verbose(), ShowDiff: showDiff, Width: width}
 	}
 	s.events = events.NewEmitter(s.runID, out, events.JSON{W: s.logFile})
-	keys, err := transport.NewKnownHostsFiles(st.KnownHosts(), acceptNew, userKnownHosts()...)
+	keys, err := transport.NewKnownHostsFiles(st.KnownHosts(), hf.acceptNew, userKnownHosts()...)
 	if err != nil {
 		s.close()
 		return nil, err
@@ -238,7 +251,7 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *runFlags, dryRun bool) e
 	if err != nil {
 		return usageError{err}
 	}
-	s, err := openSession(cmd, g, f.file, f.acceptNew, dryRun && f.diff)
+	s, err := openSession(cmd, g, f.hostsFlags, dryRun && f.diff)
 	if err != nil {
 		return err
 	}

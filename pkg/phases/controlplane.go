@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -284,18 +285,36 @@ func (p *ControlPlane) Check(ctx context.Context, r *engine.Run) error {
 }
 
 // ensureToken (re)creates the bootstrap token on the first master when it
-// has expired, so joins long after init still work.
+// has expired, so joins long after init still work. The token reaches
+// kubeadm in a config file fed over stdin (never in argv, never stored).
 func ensureToken(ctx context.Context, r *engine.Run) error {
 	tok, err := bootstrapToken(r)
 	if err != nil {
 		return err
 	}
-	conn, err := r.Connect(ctx, r.Cluster.FirstMaster())
+	cfg, err := templates.KubeadmToken(tok, 2*time.Hour)
 	if err != nil {
 		return err
 	}
-	id := tok[:6]
-	cmd := fmt.Sprintf("kubeadm token list --kubeconfig %s -o jsonpath='{.token}{\"\\n\"}' | grep -q '^%s' || kubeadm token create --kubeconfig %s --ttl 2h \"$(cat)\"", adminConf, id, adminConf)
-	_, err = conn.Run(ctx, transport.Cmd{Command: cmd, Stdin: []byte(tok), Secret: true, Timeout: time.Minute})
-	return err
+	first := r.Cluster.FirstMaster()
+	conn, err := r.Connect(ctx, first)
+	if err != nil {
+		return err
+	}
+	res, err := conn.Run(ctx, transport.Cmd{Command: fmt.Sprintf("kubeadm token list --kubeconfig %s -o jsonpath='{.token}{\"\\n\"}' | cut -d. -f1", adminConf), Timeout: time.Minute})
+	if err != nil {
+		return engine.WrapPhase("control-plane", first.Name, fmt.Errorf("listing bootstrap tokens: %w", err))
+	}
+	id, _, _ := strings.Cut(tok, ".")
+	if slices.Contains(strings.Fields(string(res.Stdout)), id) {
+		return nil
+	}
+	cmd := fmt.Sprintf(`f=$(mktemp) && cat > "$f" && kubeadm token create --kubeconfig %s --config "$f" >/dev/null; rc=$?; rm -f "$f"; exit $rc`, adminConf)
+	c := &engine.Change{Host: first.Name, Phase: "control-plane", Kind: engine.KindCommand, Key: "cmd:kubeadm-token",
+		Desc: "kubeadm token create (the join token " + id + " is gone or expired)",
+		Apply: func(ctx context.Context, h transport.Host) error {
+			_, err := h.Run(ctx, transport.Cmd{Command: cmd, Stdin: cfg, Secret: true, Timeout: time.Minute})
+			return err
+		}}
+	return engine.ApplyChange(ctx, r, conn, c)
 }

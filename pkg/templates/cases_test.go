@@ -114,6 +114,7 @@ var goldenCases = []struct {
 	{"keepalived-single.conf", func() ([]byte, error) {
 		return Keepalived(haKeepalived("slb1", "10.77.0.11", nil, KeepalivedPriority(0)))
 	}},
+	{"kubeadm-token.yaml", func() ([]byte, error) { return KubeadmToken(token, 2*time.Hour) }},
 	{"undo-kubeadm-master2.sh", func() ([]byte, error) { return KubeadmUndo(KubeadmUndoInput{NodeName: "master2"}) }},
 	{"check_haproxy.sh", func() ([]byte, error) { return KeepalivedCheck(KeepalivedCheckInput{}) }},
 	{"check_haproxy-probe.sh", func() ([]byte, error) {

@@ -271,18 +271,9 @@ func KubeadmInit(in KubeadmInput) ([]byte, error) {
 		LocalAPIEndpoint: kubeadmv1beta4.APIEndpoint{AdvertiseAddress: in.Node.NodeIP, BindPort: int32(bindPort)},
 	}
 	if in.BootstrapToken != "" {
-		tok, err := bootstraptokenv1.NewBootstrapTokenString(in.BootstrapToken)
-		if err != nil { // its message holds the token: do not wrap it
-			return nil, errors.New("kubeadm init config: BootstrapToken: not a bootstrap token")
-		}
-		bt := bootstraptokenv1.BootstrapToken{
-			Token:       tok,
-			Description: "created by k4t for kubeadm join",
-			Usages:      []string{"signing", "authentication"},
-			Groups:      []string{"system:bootstrappers:kubeadm:default-node-token"},
-		}
-		if in.BootstrapTokenTTL > 0 {
-			bt.TTL = &metav1.Duration{Duration: in.BootstrapTokenTTL}
+		bt, err := bootstrapTokenObj(in.BootstrapToken, in.BootstrapTokenTTL)
+		if err != nil {
+			return nil, err
 		}
 		initCfg.BootstrapTokens = []bootstraptokenv1.BootstrapToken{bt}
 	}
@@ -469,4 +460,38 @@ func KubeadmUndo(in KubeadmUndoInput) ([]byte, error) {
 	}
 	return render("kubeadm-undo.sh.tmpl", struct{ NodeName, Dir, Crictl string }{
 		in.NodeName, in.Dir, "crictl --runtime-endpoint unix://" + ContainerdSocket})
+}
+
+func bootstrapTokenObj(token string, ttl time.Duration) (bootstraptokenv1.BootstrapToken, error) {
+	tok, err := bootstraptokenv1.NewBootstrapTokenString(token)
+	if err != nil { // its message holds the token: do not wrap it
+		return bootstraptokenv1.BootstrapToken{}, errors.New("kubeadm config: BootstrapToken: not a bootstrap token")
+	}
+	bt := bootstraptokenv1.BootstrapToken{
+		Token:       tok,
+		Description: "created by k4t for kubeadm join",
+		Usages:      []string{"signing", "authentication"},
+		Groups:      []string{"system:bootstrappers:kubeadm:default-node-token"},
+	}
+	if ttl > 0 {
+		bt.TTL = &metav1.Duration{Duration: ttl}
+	}
+	return bt, nil
+}
+
+// KubeadmToken renders the config that `kubeadm token create --config`
+// reads, so the token reaches kubeadm in a file (0600, fed over stdin)
+// instead of its argv. It holds a secret.
+func KubeadmToken(token string, ttl time.Duration) ([]byte, error) {
+	if ttl <= 0 {
+		return nil, errors.New("kubeadm token config: TTL must be positive")
+	}
+	bt, err := bootstrapTokenObj(token, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return marshalDocs("kubeadm token config", kubeadmv1beta4.InitConfiguration{
+		TypeMeta:        typeMeta(kubeadmv1beta4.SchemeGroupVersion, "InitConfiguration"),
+		BootstrapTokens: []bootstraptokenv1.BootstrapToken{bt},
+	})
 }
