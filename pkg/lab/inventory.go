@@ -45,7 +45,7 @@ func Inventory(hosts []Host, keyFile, vip string) (*v1alpha1.Cluster, error) {
 	c.Spec.ControlPlaneEndpoint = v1alpha1.Endpoint{Address: vip}
 	c.Spec.Preflight = v1alpha1.Preflight{IgnoreErrors: []string{"SystemVerification"}}
 	// What kubelet and containerd need inside an nspawn host on a cgroup v1
-	// machine whose disk may be well used (../shared/docs/lab.md).
+	// machine whose disk may be well used (docs/lab.md).
 	no := false
 	c.Spec.Kubernetes.Kubelet = v1alpha1.Kubelet{
 		CgroupDriver:                "cgroupfs",

@@ -3,8 +3,7 @@
 // per-host upper), a veth on the bridge k4tlab0 (10.77.0.1/24, hosts from .11),
 // systemd inside and sshd with root login by key and by password. It is test
 // infrastructure: k4t is run against the lab the way a user runs it against
-// machines. The recipe and the reasons for each flag are in
-// /work/shared/docs/lab.md and docs/lab.md.
+// machines. The recipe and the reasons for each flag are in docs/lab.md.
 //
 // All state lives in plain files in the work dir, so `down` and `status` work
 // from a new process and after a killed run; Cleanup removes whatever an

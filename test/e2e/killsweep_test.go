@@ -78,8 +78,12 @@ func (e *env) createWithKillSweep(t *testing.T) (firstIDs string, last result) {
 		if errs := runErrors(run.events); len(errs) > 0 && run.point == "" {
 			t.Fatalf("kill %d (%s): the re-run failed before the kill point: %s", i+1, kp, strings.Join(errs, "; "))
 		}
-		fmt.Printf("FIGURE kill %2d in %-34s after %6.1fs, just after: %s; this run finished the previous kill's phase after %.1fs\n",
-			i+1, kp.String(), run.killedAt.Seconds(), run.at, run.recovered.Seconds())
+		rec := fmt.Sprintf("%.1fs", run.recovered.Seconds())
+		if prevPhase == kp.phase || prevPhase == "" {
+			rec = "-" // killed again inside the same phase (or the first run)
+		}
+		fmt.Printf("FIGURE kill %2d in %-46s after %6.1fs, just after: %s; this run got past the previous kill's phase after %s\n",
+			i+1, kp.String(), run.killedAt.Seconds(), run.at, rec)
 		prevPhase = kp.phase
 		if firstIDs == "" {
 			firstIDs = e.etcdMemberIDs()
