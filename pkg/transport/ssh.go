@@ -330,13 +330,7 @@ func newAuth(cfg *Config) (*authSet, *authErr) {
 	if cfg.Password != "" {
 		pw := cfg.Password
 		a.methods = append(a.methods, ssh.Password(pw),
-			ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
-				ans := make([]string, len(questions))
-				for i := range ans {
-					ans[i] = pw
-				}
-				return ans, nil
-			}))
+			ssh.KeyboardInteractive(passwordOnly(pw)))
 		a.tried = append(a.tried, "password")
 	}
 	if len(a.methods) == 0 {
@@ -369,4 +363,20 @@ func (c *Config) log() *slog.Logger {
 		return c.Log
 	}
 	return discard
+}
+
+// passwordOnly answers keyboard-interactive prompts that ask for a password
+// (and do not echo) with pw, and refuses any other question (a one-time
+// code, a yes/no) instead of sending the password to it.
+func passwordOnly(pw string) ssh.KeyboardInteractiveChallenge {
+	return func(_, _ string, questions []string, echos []bool) ([]string, error) {
+		ans := make([]string, len(questions))
+		for i, q := range questions {
+			if (i < len(echos) && echos[i]) || !strings.Contains(strings.ToLower(q), "password") {
+				return nil, fmt.Errorf("keyboard-interactive asks %q, which k4t does not answer with the password — use a key (ssh.keyFile) for this host", strings.TrimSpace(q))
+			}
+			ans[i] = pw
+		}
+		return ans, nil
+	}
 }

@@ -367,3 +367,21 @@ func waitFor(cond func() bool) error {
 	}
 	return errors.New("condition not met in 5s")
 }
+
+func TestKeyboardInteractiveAnswersOnlyPasswordPrompts(t *testing.T) {
+	answer := transport.PasswordOnly("s3cret")
+	if ans, err := answer("", "", []string{"Password: "}, []bool{false}); err != nil || len(ans) != 1 || ans[0] != "s3cret" {
+		t.Fatalf("password prompt: %v %v", ans, err)
+	}
+	if ans, err := answer("", "", nil, nil); err != nil || len(ans) != 0 {
+		t.Fatalf("no question: %v %v", ans, err)
+	}
+	for _, q := range []struct {
+		prompt string
+		echo   bool
+	}{{"Verification code: ", false}, {"Password (visible): ", true}} {
+		if ans, err := answer("", "", []string{q.prompt}, []bool{q.echo}); err == nil || strings.Contains(strings.Join(ans, ""), "s3cret") {
+			t.Errorf("%q answered with the password: %v", q.prompt, ans)
+		}
+	}
+}

@@ -1,0 +1,4 @@
+package transport
+
+// Internals the external tests reach.
+var PasswordOnly = passwordOnly
