@@ -170,7 +170,9 @@ func openSession(cmd *cobra.Command, g *globalFlags, hf hostsFlags, showDiff boo
 	}
 	s := &session{cluster: c, state: st, runID: newRunID(), concurrency: g.Concurrency()}
 	if raw, err := os.ReadFile(hf.file); err == nil {
-		_ = st.WriteFile(st.Inventory(), raw, 0o600)
+		if err := st.WriteFile(st.Inventory(), raw, 0o600); err != nil {
+			return nil, fmt.Errorf("copying the inventory to the state dir: %w — check that %s is writable", err, st.Root)
+		}
 	}
 	logPath := g.LogFile()
 	if logPath == "" {

@@ -292,7 +292,9 @@ func ApplyChange(ctx context.Context, r *Run, h transport.Host, c *Change) error
 	if err != nil {
 		ev.Action, ev.Error = "failed", err.Error()
 		if c.Journaled {
-			_ = r.Journal.Record(c.Host, c.Phase, state.Failed, c.Key, err.Error())
+			if jerr := r.Journal.Record(c.Host, c.Phase, state.Failed, c.Key, err.Error()); jerr != nil {
+				err = errors.Join(err, fmt.Errorf("and the journal could not record it: %w", jerr))
+			}
 		}
 		r.Events.Emit(ev)
 		return &Error{Host: c.Host, Phase: c.Phase, Err: fmt.Errorf("%s: %w", c.Desc, err)}

@@ -111,7 +111,11 @@ func (p *Preflight) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Cha
 			if !ok {
 				continue
 			}
-			if f.MemTotalKB > 0 && f.MemTotalKB < min[0] {
+			if f.MemTotalKB <= 0 {
+				p.fail(name, "resources", "check that /proc/meminfo is readable there, or skip the check with preflight.skip: [resources]", "could not read the host's memory (MemTotal)")
+				break
+			}
+			if f.MemTotalKB < min[0] {
 				p.fail(name, "resources", "give the host more memory or skip the check with preflight.skip: [resources]", "%d MiB memory, a %s needs at least %d MiB", f.MemTotalKB>>10, role, min[0]>>10)
 			}
 			if f.DiskFreeKB < min[1] {

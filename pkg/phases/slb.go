@@ -234,7 +234,9 @@ func (s *SLB) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan
 		return s.validate(ctx, tx.pl.HostCtx, tx.files)
 	})
 	if validateErr != nil {
-		_ = each(func(tx *hostTx) error { return removeCandidates(context.WithoutCancel(ctx), tx.pl.Conn, tx.files) })
+		if err := each(func(tx *hostTx) error { return removeCandidates(context.WithoutCancel(ctx), tx.pl.Conn, tx.files) }); err != nil {
+			r.Events.Warnf(s.Name(), "", "candidate files (*%s) could not all be removed; the next run replaces them: %v", candidateExt, err)
+		}
 		return fmt.Errorf("candidate configuration rejected; no slb host was changed:\n%w", validateErr)
 	}
 	// 4. swap in and reload, everywhere. The reload intents are journaled

@@ -176,7 +176,9 @@ func (s *Scheduler) Remove(ctx context.Context, name string, extra ...string) (r
 		}
 	}
 	if len(removed) > 0 && s.Systemd() {
-		_, _ = s.exec(ctx, "systemctl", "daemon-reload")
+		if _, err := s.exec(ctx, "systemctl", "daemon-reload"); err != nil {
+			return removed, fmt.Errorf("schedule: removed %s, but %w", strings.Join(removed, ", "), err)
+		}
 	}
 	return removed, nil
 }
