@@ -23,6 +23,7 @@ func Create() []engine.Phase {
 		&phases.ControlPlane{}, // kubeadm init on the first master, joins one at a time
 		&phases.Workers{},      // kubeadm join through the VIP
 		&phases.Network{},      // bridge CNI + routes between nodes; waits for Ready
+		&phases.NodeLabels{},   // the inventory's labels on each Node (and only k4t's removed)
 		&phases.Kubeconfig{},   // admin kubeconfig to the state dir (server = VIP)
 	}
 }

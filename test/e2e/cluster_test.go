@@ -169,6 +169,9 @@ func TestHACluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("inventory labels reach the Node; dropped ones go, others' stay", func(t *testing.T) {
+		e.nodeLabels(t)
+	})
 	t.Run("an etcd member whose data dir was emptied by hand is replaced by apply, quorum kept throughout", func(t *testing.T) {
 		e.repairEmptiedMember(t, "master2")
 	})
@@ -394,4 +397,29 @@ func TestLightweightCluster(t *testing.T) {
 		t.Errorf("%d nodes Ready, want 2", n)
 	}
 	mustContain(t, "kubeconfig server", e.mustKubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"), "https://10.77.0.11:6443")
+}
+
+// nodeLabels adds a label to worker1 in the inventory, applies, then drops
+// it: k4t removes its own label and keeps one set by someone else.
+func (e *env) nodeLabels(t *testing.T) {
+	labelled := e.writeInventory("labels.yaml", func(s string) string {
+		return strings.Replace(s, "    - name: worker1\n", "    - name: worker1\n      labels:\n        k4t.io/e2e-disk: ssd\n", 1)
+	})
+	if r := e.k4t("apply", "-f", labelled); r.code != 0 || r.changes() != 1 {
+		t.Fatalf("apply with a label: exit %d, %d change(s)\n%s\n%s", r.code, r.changes(), r.stderr, tail(r.stdout, 20))
+	}
+	e.mustKubectl("label", "node", "worker1", "team=e2e")
+	if got := e.mustKubectl("get", "node", "worker1", "-o", "jsonpath={.metadata.labels.k4t\\.io/e2e-disk}"); got != "ssd" {
+		t.Errorf("label k4t.io/e2e-disk on worker1 = %q, want ssd", got)
+	}
+	if r := e.k4t("apply", "-f", labelled); r.code != 0 || r.changes() != 0 {
+		t.Errorf("re-apply with the label in place: exit %d, %d change(s)", r.code, r.changes())
+	}
+	if r := e.k4t("apply", "-f", e.inv); r.code != 0 || r.changes() != 1 {
+		t.Fatalf("apply without the label: exit %d, %d change(s)\n%s", r.code, r.changes(), r.stderr)
+	}
+	labels := e.mustKubectl("get", "node", "worker1", "--show-labels", "--no-headers")
+	if strings.Contains(labels, "e2e-disk") || !strings.Contains(labels, "team=e2e") {
+		t.Errorf("after dropping the label: %s", labels)
+	}
 }

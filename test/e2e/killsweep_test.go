@@ -38,7 +38,7 @@ var sweepPoints = []killPoint{
 	{phase: "preflight"}, {phase: "pki"}, {phase: "os"}, {phase: "slb"}, {phase: "etcd"},
 	{phase: "runtime"}, {phase: "kubelet"},
 	{phase: "control-plane", onHost: "master1"}, {phase: "control-plane", onHost: "master2"},
-	{phase: "workers"}, {phase: "network"}, {phase: "kubeconfig"},
+	{phase: "workers"}, {phase: "network"}, {phase: "labels"}, {phase: "kubeconfig"},
 }
 
 // maxChange bounds the random change picked in a phase (about what a fresh
