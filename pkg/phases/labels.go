@@ -31,8 +31,8 @@ type nodeLabels struct {
 // labelsAnnotation lists, comma-separated, the label keys k4t set on a Node.
 const labelsAnnotation = "k4t.io/labels"
 
-func (*NodeLabels) Name() string  { return "labels" }
-func (*NodeLabels) Title() string { return "Labels: the inventory's labels on each Node" }
+func (*NodeLabels) Name() string                         { return "labels" }
+func (*NodeLabels) Title() string                        { return "Labels: the inventory's labels on each Node" }
 func (*NodeLabels) Hosts(r *engine.Run) []*v1alpha1.Host { return kubeNodes(r) }
 
 // Prepare reads every Node's labels and annotation (read-only). Before the

@@ -6,7 +6,9 @@ import (
 )
 
 func TestLabelCommand(t *testing.T) {
-	node := func(labels map[string]string, ours ...string) nodeLabels { return nodeLabels{labels: labels, ours: ours} }
+	node := func(labels map[string]string, ours ...string) nodeLabels {
+		return nodeLabels{labels: labels, ours: ours}
+	}
 	for _, tc := range []struct {
 		name string
 		want map[string]string
