@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"k4t.io/k4t/pkg/testenv"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
@@ -196,7 +197,7 @@ func TestKubeconfigEmbeddedCerts(t *testing.T) {
 func TestOpenSSLAgrees(t *testing.T) {
 	openssl, err := exec.LookPath("openssl")
 	if err != nil {
-		t.Skip("openssl not installed")
+		testenv.Missing(t, "openssl not installed: apt-get install openssl")
 	}
 	dir := fixture(t)
 	at := []string{"-attime", strconv.FormatInt(testNow.Unix(), 10)} // the fixture's clock

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"k4t.io/k4t/pkg/testenv"
 )
 
 const certsGoldenDir = "testdata/golden-certs"
@@ -178,7 +180,7 @@ func TestHAProxyBackendName(t *testing.T) {
 func TestCertsUnitsVerify(t *testing.T) {
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Skip("no systemd-analyze")
+		testenv.Missing(t, "no systemd-analyze: apt-get install systemd")
 	}
 	dir := t.TempDir()
 	in := labCertsJob()

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+	"k4t.io/k4t/pkg/testenv"
 )
 
 const defaultContainerd = "/var/cache/k4t/artifacts/containerd-v2.2.9/bin/containerd"
@@ -23,7 +24,7 @@ func TestContainerdReadsConfig(t *testing.T) {
 		bin = defaultContainerd
 	}
 	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("containerd not built (%s; set K4T_CONTAINERD): check skipped", bin)
+		testenv.Missing(t, "containerd not built (%s; set K4T_CONTAINERD): run make artifacts", bin)
 	}
 	inputs := map[string]ContainerdInput{
 		"lab": {SandboxImage: "registry.k8s.io/pause:3.10.2", RuncPath: "/usr/local/sbin/runc", RestrictOOMScoreAdj: true},

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"k4t.io/k4t/pkg/testenv"
 )
 
 const defaultEtcd = "/var/cache/k4t/artifacts/etcd-v3.6.16/bin/etcd"
@@ -37,7 +39,7 @@ func TestEtcdEnvStartsEtcd(t *testing.T) {
 		bin = defaultEtcd
 	}
 	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("etcd not built (%s; set K4T_ETCD): check skipped", bin)
+		testenv.Missing(t, "etcd not built (%s; set K4T_ETCD): run make lab-artifacts", bin)
 	}
 	dir := t.TempDir()
 	pki := filepath.Join(dir, "pki")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pmezard/go-difflib/difflib"
+	"k4t.io/k4t/pkg/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/* from the current templates")
@@ -106,7 +107,7 @@ func tool(t *testing.T, name string) string {
 				return filepath.Join(dir, name)
 			}
 		}
-		t.Skipf("%s not installed: semantic check skipped", name)
+		testenv.Missing(t, "%s not installed: apt-get install %s", name, name)
 	}
 	return p
 }
@@ -128,7 +129,7 @@ func TestHAProxyAcceptsConfig(t *testing.T) {
 func TestKeepalivedAcceptsConfig(t *testing.T) {
 	bin := tool(t, "keepalived")
 	if os.Geteuid() != 0 {
-		t.Skip("keepalived -t needs root")
+		testenv.Missing(t, "keepalived -t needs root")
 	}
 	iface := nonLoopback(t)
 	for _, f := range casesWithPrefix("keepalived-") {

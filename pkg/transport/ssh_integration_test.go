@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"k4t.io/k4t/pkg/testenv"
 	"k4t.io/k4t/pkg/transport"
 )
 
@@ -39,10 +40,10 @@ type realSSHD struct {
 func startSSHD(t *testing.T, pub ssh.PublicKey) *realSSHD {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("real sshd test needs root (sshd must run as root)")
+		testenv.Missing(t, "real sshd test needs root (sshd must run as root)")
 	}
 	if _, err := os.Stat(sshdPath); err != nil {
-		t.Skipf("real sshd test needs %s (apt-get install openssh-server)", sshdPath)
+		testenv.Missing(t, "real sshd test needs %s (apt-get install openssh-server)", sshdPath)
 	}
 	dir := t.TempDir()
 	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
@@ -266,7 +267,7 @@ func throwawayUser(t *testing.T) string {
 	}
 	for _, tool := range []string{"useradd", "chpasswd", "userdel"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not found", tool)
+			testenv.Missing(t, "%s not found: apt-get install passwd", tool)
 		}
 	}
 	if out, err := exec.Command("useradd", "-M", "-d", "/tmp", "-s", "/bin/sh", "k4ttest").CombinedOutput(); err != nil {
