@@ -21,6 +21,7 @@ build:
 lab-artifacts:
 	hack/build-artifacts/build.sh etcd
 	hack/build-artifacts/build.sh kubeadm
+	hack/build-artifacts/build.sh containerd
 
 # Everything a cluster needs for K8S_VERSION (binaries and images), ~25 min cold on 2 cores.
 artifacts:
@@ -39,6 +40,7 @@ fuzz:
 
 # End-to-end tests on real hosts (systemd-nspawn lab): root required.
 e2e: build artifacts
+	K4T_LAB_TEST=1 $(GO) test -count=1 -v -timeout 10m -run TestLabE2E ./pkg/lab
 	K4T_E2E=1 K4T_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) ./test/e2e
 
 test: lint unit fuzz e2e
