@@ -284,8 +284,35 @@ func (e *env) slbTransaction(t *testing.T, phases string) {
 		t.Errorf("live config or process changed although validation failed:\nbefore %v\nafter  %v", before, after)
 	}
 	t.Logf("rejected: %s", firstLine(r.stderr))
-	// With the validator healthy again, the same change goes through on both.
 	e.exec("slb2", "rm -f /usr/local/sbin/haproxy")
+
+	// On slb1 only, `keepalived -t` fails: rejected the same way.
+	e.exec("slb1", `printf '#!/bin/sh\ncase " $* " in *" -t "*) echo "injected keepalived -t failure" >&2; exit 1;; esac\nexec /usr/sbin/keepalived "$@"\n' > /usr/local/sbin/keepalived && chmod 755 /usr/local/sbin/keepalived`)
+	r = e.k4t("apply", "-f", changed, phases)
+	e.exec("slb1", "rm -f /usr/local/sbin/keepalived")
+	if r.code == 0 {
+		t.Fatalf("apply with a config slb1's keepalived -t rejects succeeded:\n%s", r.stdout)
+	}
+	mustContain(t, "transaction error", r.stderr, "slb1 / slb", "keepalived -t", "injected keepalived -t failure", "no slb host was changed")
+	if after := state(); !equalMaps(before, after) {
+		t.Errorf("live config or process changed although keepalived -t failed:\nbefore %v\nafter  %v", before, after)
+	}
+
+	// Valid everywhere, but the reload fails on slb2 during the swap: every
+	// slb host goes back to the configuration it had.
+	e.exec("slb2", `printf '#!/bin/sh\n[ "$*" = "reload haproxy" ] && { echo "injected reload failure" >&2; exit 1; }\nexec /usr/bin/systemctl "$@"\n' > /usr/local/sbin/systemctl && chmod 755 /usr/local/sbin/systemctl`)
+	r = e.k4t("apply", "-f", changed, phases)
+	e.exec("slb2", "rm -f /usr/local/sbin/systemctl")
+	if r.code == 0 {
+		t.Fatalf("apply whose reload fails on slb2 succeeded:\n%s", r.stdout)
+	}
+	mustContain(t, "swap error", r.stderr, "slb2", "injected reload failure", "rolled back")
+	if after := state(); !equalMaps(before, after) {
+		t.Errorf("live config or process not rolled back after the failed swap:\nbefore %v\nafter  %v", before, after)
+	}
+	t.Logf("rolled back: %s", firstLine(r.stderr))
+
+	// With every tool healthy again, the same change goes through on both.
 	r = e.k4t("apply", "-f", changed, phases)
 	if r.code != 0 {
 		t.Fatalf("apply after fixing slb2: exit %d\n%s", r.code, r.stderr)
