@@ -125,6 +125,15 @@ func RenewCerts(ctx context.Context, r *engine.Run, o RenewOptions) (*RenewResul
 		rn.o.Validity = r.Cluster.Spec.Certificates.Validity.Duration
 	}
 	res := &RenewResult{}
+	// What a killed renew started is finished first, even when nothing
+	// expires any more: masters back into HAProxy, paused static pods back,
+	// pending restarts done.
+	if err := FinishInterrupted(ctx, r, certsPhase); err != nil {
+		return res, err
+	}
+	if err := rn.restorePaused(ctx); err != nil {
+		return res, err
+	}
 	if o.IfExpiringWithin > 0 {
 		rows := CheckAllCerts(ctx, r)
 		need, which := certs.NeedsRenewal(rows, o.IfExpiringWithin)
@@ -167,6 +176,19 @@ func RenewCerts(ctx context.Context, r *engine.Run, o RenewOptions) (*RenewResul
 		}
 	}
 	return res, nil
+}
+
+// restorePaused moves back the static pod manifests that a run killed while
+// pods were paused left aside, on every master; a change only where there are.
+func (rn *renewer) restorePaused(ctx context.Context) error {
+	return engine.OnHosts(ctx, rn.r, certsPhase, rn.r.Cluster.Masters(), func(ctx context.Context, hc *engine.HostCtx) error {
+		res, err := hc.Conn.Run(ctx, transport.Cmd{Command: fmt.Sprintf("ls %s/*.yaml 2>/dev/null; true", pausedDir)})
+		if err != nil || strings.TrimSpace(string(res.Stdout)) == "" {
+			return err
+		}
+		return rn.cmd(ctx, hc, "restore static pod manifests an interrupted run paused",
+			fmt.Sprintf("for f in %[1]s/*.yaml; do [ -e \"$f\" ] && mv -n \"$f\" %[2]s/; done; true", pausedDir, manifestsDir), time.Minute)
+	})
 }
 
 // rollOrder: external etcd members, then masters (the first master last, so the one that
@@ -240,19 +262,15 @@ func (rn *renewer) host(ctx context.Context, h *v1alpha1.Host) (err error) {
 	start := time.Now()
 	r.Events.Infof(certsPhase, h.Name, "renewing certificates")
 	if master {
-		// A run killed while the static pods were paused left their manifests aside.
-		if err := rn.cmd(ctx, hc, "restore paused static pod manifests",
-			fmt.Sprintf("mkdir -p %[1]s && for f in %[1]s/*.yaml; do [ -e \"$f\" ] && mv -n \"$f\" %[2]s/; done; true", pausedDir, manifestsDir), time.Minute); err != nil {
-			return err
-		}
 		if len(r.Cluster.SLBs()) > 0 {
-			if err := rn.haproxy(ctx, h, "disable"); err != nil {
+			if err := HAProxyOut(ctx, r, certsPhase, h); err != nil {
 				return err
 			}
 			// Put it back whatever happens: HAProxy's health check keeps traffic away
-			// from a kube-apiserver that is not ready.
+			// from a kube-apiserver that is not ready. A kill before this leaves
+			// the journaled intent, which the next renew finishes first.
 			defer func() {
-				if e := rn.haproxy(context.WithoutCancel(ctx), h, "enable"); e != nil && err == nil {
+				if e := HAProxyIn(context.WithoutCancel(ctx), r, certsPhase, h.Name); e != nil && err == nil {
 					err = e
 				}
 				if err == nil {
@@ -553,35 +571,6 @@ func (rn *renewer) kubelet(ctx context.Context, hc *engine.HostCtx) error {
 const kubeletClientSwap = `set -e; d=` + kubeletPKI + `; n=$d/kubelet-client-$(date +%Y-%m-%d-%H-%M-%S).pem; umask 077
 { cat $d/k4t-renewed-client.crt; sed -n '/-----BEGIN .*PRIVATE KEY-----/,/-----END .*PRIVATE KEY-----/p' $d/kubelet-client-current.pem; } > $n.tmp
 mv $n.tmp $n; ln -sfn $n $d/kubelet-client-current.pem; rm -f $d/k4t-renewed-client.crt`
-
-// haproxy enables or disables a master in every slb host's HAProxy through its runtime
-// socket (the change is not persisted: a reload keeps the configured state).
-func (rn *renewer) haproxy(ctx context.Context, m *v1alpha1.Host, verb string) error {
-	cmd := fmt.Sprintf("command -v socat >/dev/null || { echo 'socat is not installed' >&2; exit 127; }; echo '%s server %s/%s' | socat stdio %s",
-		verb, templates.HAProxyBackendName, m.Name, haproxySocket)
-	for _, s := range rn.r.Cluster.SLBs() {
-		conn, err := rn.r.Connect(ctx, s)
-		if err != nil {
-			return engine.WrapPhase(certsPhase, s.Name, err)
-		}
-		hc := &engine.HostCtx{Host: s, Conn: conn, Run: rn.r}
-		c := engine.CommandChange(hc, certsPhase, fmt.Sprintf("%s %s in HAProxy", verb, m.Name), cmd)
-		c.Apply = func(ctx context.Context, h transport.Host) error {
-			res, err := h.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second})
-			if err != nil {
-				return fmt.Errorf("%w — install socat on %s, and check that HAProxy runs with its admin socket %s", err, s.Name, haproxySocket)
-			}
-			if out := strings.TrimSpace(string(res.Stdout)); out != "" {
-				return fmt.Errorf("HAProxy answered %q — check the backend %s in %s", out, templates.HAProxyBackendName, haproxyCfg)
-			}
-			return nil
-		}
-		if err := engine.ApplyChange(ctx, rn.r, conn, c); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 const haproxySocket = "/run/haproxy/admin.sock"
 

@@ -606,3 +606,30 @@ func TestPausedManifestsGoBackOnFailure(t *testing.T) {
 		t.Errorf("kube-scheduler's manifest left aside after the failure; log %v", cc.log)
 	}
 }
+
+// A renew killed while master2 was out of HAProxy left a journaled intent:
+// the next renew puts master2 back first, even when nothing expires any more.
+func TestRenewFinishesWhatAKilledRunStarted(t *testing.T) {
+	cc := newCertCluster(t, "slb1", "slb2", "master1", "master2", "master3")
+	if err := cc.run.Journal.Record("master2", certsPhase, state.Intent, lbOutKey("master2"), "out of HAProxy"); err != nil {
+		t.Fatal(err)
+	}
+	cc.disabled["slb1"], cc.disabled["slb2"] = []string{"master2"}, []string{"master2"}
+	res, err := RenewCerts(context.Background(), cc.run, RenewOptions{IfExpiringWithin: time.Hour, Poll: time.Millisecond})
+	if err != nil || !res.Skipped {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+	for _, slb := range []string{"slb1", "slb2"} {
+		if len(cc.disabled[slb]) != 0 {
+			t.Errorf("%s: %v still out of HAProxy", slb, cc.disabled[slb])
+		}
+	}
+	if p, _ := state.PendingIntents(cc.run.State.Journal()); len(p) != 0 {
+		t.Errorf("still pending: %+v", p)
+	}
+	// And a second run has nothing left to finish.
+	cc.log = nil
+	if _, err := RenewCerts(context.Background(), cc.run, RenewOptions{IfExpiringWithin: time.Hour, Poll: time.Millisecond}); err != nil || len(cc.log) != 0 {
+		t.Errorf("second run: %v, touched %v", err, cc.log)
+	}
+}
