@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -284,6 +285,59 @@ func TestCertsRenewHA(t *testing.T) {
 	if r := e.k4t("certs", "renew", "--if-expiring-within", "1h", "-f", e.inv); r.code != 0 || !strings.Contains(r.stdout, "nothing to renew") {
 		t.Errorf("renew with nothing expiring: exit %d\n%s", r.code, tail(r.stdout, 10))
 	}
+	t.Run("a renew killed while master2 is out of HAProxy: the next renew puts it back", func(t *testing.T) {
+		e.killRenewWhileOut(t, "master2")
+	})
+}
+
+// killRenewWhileOut kills `certs renew --all` with kill -9 once master is
+// out of HAProxy on both slb hosts, then runs a renew that finds nothing
+// expiring: it must still put master back.
+func (e *env) killRenewWhileOut(t *testing.T, master string) {
+	cmd := exec.Command(e.bin, "--state-dir", e.stateDir, "-o", "json", "certs", "renew", "--all", "-f", e.inv)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	disabled := 0
+	for sc.Scan() {
+		var ev map[string]any
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev["type"] == "change" && ev["action"] == "applied" && ev["message"] == "disable "+master+" in HAProxy" {
+			if disabled++; disabled == 2 {
+				cmd.Process.Signal(syscall.SIGKILL)
+			}
+		}
+	}
+	cmd.Wait()
+	if disabled < 2 {
+		t.Fatalf("renew ended before %s was out of HAProxy on both slb hosts", master)
+	}
+	status := func(slb string) string {
+		return e.exec(slb, "echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, '$2==\""+master+"\" {print $18}'")
+	}
+	if s := status("slb1"); s != "MAINT" {
+		t.Fatalf("after the kill, HAProxy on slb1 has %s %q, want MAINT", master, s)
+	}
+	r := e.k4t("certs", "renew", "--if-expiring-within", "1h", "-f", e.inv)
+	if r.code != 0 {
+		t.Fatalf("renew after the kill: exit %d\n%s", r.code, r.stderr)
+	}
+	mustContain(t, "renew after the kill", r.stdout, "putting it back", "nothing to renew")
+	for _, slb := range []string{"slb1", "slb2"} {
+		deadline := time.Now().Add(30 * time.Second)
+		for s := status(slb); s != "UP"; s = status(slb) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: HAProxy has %s %q 30s after the renew, want UP", slb, master, s)
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	fmt.Printf("FIGURE certs-renew-killed: the next renew put %s back into HAProxy in %s\n", master, r.duration.Round(time.Millisecond))
 }
 
 // TestCertsRenewLightweight: one master, one worker, no slb: the same renewal; the API
