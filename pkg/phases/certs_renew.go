@@ -533,7 +533,13 @@ func (rn *renewer) kubelet(ctx context.Context, hc *engine.HostCtx) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", kubeletClientPEM, err)
 		}
-		if _, err := hc.Conn.Put(ctx, transport.File{Path: kubeletPKI + "/k4t-renewed-client.crt", Mode: 0o600, Content: newCert}); err != nil {
+		upload := &engine.Change{Host: hc.Name(), Phase: certsPhase, Kind: engine.KindFile, Key: "file:" + kubeletPKI + "/k4t-renewed-client.crt",
+			Desc: "upload the renewed kubelet client certificate", Secret: true,
+			Apply: func(ctx context.Context, h transport.Host) error {
+				_, err := h.Put(ctx, transport.File{Path: kubeletPKI + "/k4t-renewed-client.crt", Mode: 0o600, Content: newCert})
+				return err
+			}}
+		if err := engine.ApplyChange(ctx, r, hc.Conn, upload); err != nil {
 			return err
 		}
 		if err := rn.cmd(ctx, hc, "install the renewed kubelet client certificate", kubeletClientSwap, 30*time.Second); err != nil {
@@ -644,9 +650,14 @@ func (rn *renewer) moveEtcdLeader(ctx context.Context, h *v1alpha1.Host) error {
 	if other == 0 {
 		return nil
 	}
-	if _, err := Etcdctl(ctx, rn.r, members[0], fmt.Sprintf("move-leader %x", other)); err != nil {
+	conn, err := rn.r.Connect(ctx, members[0])
+	if err != nil {
+		return err
+	}
+	move := engine.CommandChange(&engine.HostCtx{Host: members[0], Conn: conn, Run: rn.r}, certsPhase,
+		fmt.Sprintf("etcd move-leader %x (away from %s before its restart)", other, h.Name), etcdctlCmd(members, fmt.Sprintf("move-leader %x", other)))
+	if err := engine.ApplyChange(ctx, rn.r, conn, move); err != nil {
 		return engine.WrapPhase(certsPhase, h.Name, fmt.Errorf("etcd move-leader away from %s: %w", h.Name, err))
 	}
-	rn.r.Events.Infof(certsPhase, h.Name, "etcd leadership handed to member %x before the restart", other)
 	return nil
 }

@@ -223,18 +223,23 @@ func (s *SLB) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan
 	}
 	// 2. candidates, 3. validation — on every host.
 	validateErr := each(func(tx *hostTx) error {
-		h := tx.pl.Conn
 		for _, c := range tx.files {
 			cand := *c.File
 			cand.Path += candidateExt
-			if _, err := h.Put(ctx, cand); err != nil {
-				return &engine.Error{Host: tx.pl.Name(), Phase: s.Name(), Err: fmt.Errorf("upload candidate %s: %w", cand.Path, err)}
+			up := &engine.Change{Host: c.Host, Phase: c.Phase, Kind: engine.KindFile, Key: "file:" + cand.Path, Secret: c.Secret,
+				Desc: "upload candidate " + cand.Path + " (validated on every slb host before any is swapped in)",
+				Apply: func(ctx context.Context, h transport.Host) error {
+					_, err := h.Put(ctx, cand)
+					return err
+				}}
+			if err := engine.ApplyChange(ctx, r, tx.pl.Conn, up); err != nil {
+				return err
 			}
 		}
 		return s.validate(ctx, tx.pl.HostCtx, tx.files)
 	})
 	if validateErr != nil {
-		if err := each(func(tx *hostTx) error { return removeCandidates(context.WithoutCancel(ctx), tx.pl.Conn, tx.files) }); err != nil {
+		if err := each(func(tx *hostTx) error { return removeCandidates(context.WithoutCancel(ctx), r, tx.pl.HostCtx, tx.files) }); err != nil {
 			r.Events.Warnf(s.Name(), "", "candidate files (*%s) could not all be removed; the next run replaces them: %v", candidateExt, err)
 		}
 		return fmt.Errorf("candidate configuration rejected; no slb host was changed:\n%w", validateErr)
@@ -306,7 +311,8 @@ func (s *SLB) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan
 			}
 		}
 		cmds = append(cmds, "systemctl reload-or-restart haproxy keepalived")
-		_, err := tx.pl.Conn.Run(rb, transport.Cmd{Command: strings.Join(cmds, " && ")})
+		back := engine.CommandChange(tx.pl.HostCtx, s.Name(), "roll back to the previous configuration ("+strings.Join(tx.committed, ", ")+")", strings.Join(cmds, " && "))
+		err := engine.ApplyChange(rb, r, tx.pl.Conn, back)
 		r.Events.Warnf(s.Name(), tx.pl.Name(), "rolled back to the previous configuration")
 		return err
 	})
@@ -358,7 +364,7 @@ func validatorError(hc *engine.HostCtx, validator string, err error) error {
 	return &engine.Error{Host: hc.Name(), Phase: "slb", Err: err}
 }
 
-func removeCandidates(ctx context.Context, h transport.Host, files []*engine.Change) error {
+func removeCandidates(ctx context.Context, r *engine.Run, hc *engine.HostCtx, files []*engine.Change) error {
 	var paths []string
 	for _, c := range files {
 		paths = append(paths, engine.ShellQuote(c.File.Path+candidateExt))
@@ -366,8 +372,7 @@ func removeCandidates(ctx context.Context, h transport.Host, files []*engine.Cha
 	if len(paths) == 0 {
 		return nil
 	}
-	_, err := h.Run(ctx, transport.Cmd{Command: "rm -f " + strings.Join(paths, " ")})
-	return err
+	return engine.ApplyChange(ctx, r, hc.Conn, engine.CommandChange(hc, "slb", "remove the rejected candidates", "rm -f "+strings.Join(paths, " ")))
 }
 
 // Check waits until exactly one slb host holds the VIP and HAProxy listens
