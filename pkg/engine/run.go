@@ -113,7 +113,7 @@ func (r *Run) Facts(ctx context.Context, hc *HostCtx) (*Facts, error) {
 
 func gatherFacts(ctx context.Context, hc *HostCtx) (*Facts, error) {
 	start := time.Now()
-	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "sh -s -- " + ShellQuote(hc.Host.InternalAddress), Stdin: []byte(factsScript), Timeout: 30 * time.Second})
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "sh -s -- " + transport.ShellQuote(hc.Host.InternalAddress), Stdin: []byte(factsScript), Timeout: 30 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("gathering facts: %w", err)
 	}
@@ -184,8 +184,6 @@ func parseFacts(out string) *Facts {
 	}
 	return f
 }
-
-func ShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // Error is a failure on one host in one phase, with what to do about it.
 type Error struct {

@@ -79,7 +79,7 @@ func ReadHostCerts(ctx context.Context, h transport.Host, files []string) (conte
 	}
 	args := make([]string, len(files))
 	for i, f := range files {
-		args[i] = engine.ShellQuote(f)
+		args[i] = transport.ShellQuote(f)
 	}
 	res, err := h.Run(ctx, transport.Cmd{Command: "sh -s -- " + strings.Join(args, " "), Stdin: []byte(readCertsScript), Timeout: time.Minute})
 	if err != nil {

@@ -129,7 +129,7 @@ func probeMember(ctx context.Context, r *engine.Run, h *v1alpha1.Host) (etcdMemb
 	if err != nil {
 		return etcdMemberState{}, err
 	}
-	dir := engine.ShellQuote(r.Cluster.Spec.Etcd.DataDir)
+	dir := transport.ShellQuote(r.Cluster.Spec.Etcd.DataDir)
 	cmd := fmt.Sprintf(`echo active=$(systemctl is-active etcd); [ -d %[1]s/member/wal ] && echo data=yes; [ -n "$(ls -A %[1]s 2>/dev/null)" ] && echo used=yes; sed -n 's/^ETCD_INITIAL_CLUSTER_STATE=/state=/p' %[2]s 2>/dev/null; true`,
 		dir, templates.EtcdEnvPath)
 	res, err := conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 30 * time.Second})
@@ -266,7 +266,7 @@ func (c *etcdCluster) repairChanges(hc *engine.HostCtx, phase string) ([]*engine
 		dir := hc.Run.Cluster.Spec.Etcd.DataDir
 		aside := fmt.Sprintf("%s.k4t-%s", dir, hc.Run.Now().UTC().Format("20060102T150405Z"))
 		out = append(out, engine.CommandChange(hc, phase, fmt.Sprintf("move %s aside to %s (what is left of a member without a WAL)", dir, aside),
-			fmt.Sprintf("mv %s %s", engine.ShellQuote(dir), engine.ShellQuote(aside))))
+			fmt.Sprintf("mv %s %s", transport.ShellQuote(dir), transport.ShellQuote(aside))))
 	}
 	if entry != nil && entry.started() {
 		id := strconv.FormatUint(entry.ID, 16)

@@ -95,14 +95,14 @@ func labelCommand(node string, want map[string]string, have nodeLabels) (cmd, de
 	var args, words []string
 	for _, k := range slices.Sorted(maps.Keys(want)) {
 		if v, ok := have.labels[k]; !ok || v != want[k] {
-			args = append(args, engine.ShellQuote(k+"="+want[k]))
+			args = append(args, transport.ShellQuote(k+"="+want[k]))
 			words = append(words, k+"="+want[k])
 		}
 	}
 	for _, k := range slices.Sorted(slices.Values(have.ours)) {
 		if _, keep := want[k]; !keep {
 			if _, on := have.labels[k]; on {
-				args = append(args, engine.ShellQuote(k+"-"))
+				args = append(args, transport.ShellQuote(k+"-"))
 				words = append(words, "remove "+k)
 			}
 		}
@@ -117,9 +117,9 @@ func labelCommand(node string, want map[string]string, have nodeLabels) (cmd, de
 	if len(args) > 0 {
 		parts = append(parts, fmt.Sprintf("%s label node %s --overwrite %s", kc, node, strings.Join(args, " ")))
 	}
-	note := engine.ShellQuote(labelsAnnotation + "-")
+	note := transport.ShellQuote(labelsAnnotation + "-")
 	if len(keys) > 0 {
-		note = engine.ShellQuote(labelsAnnotation + "=" + strings.Join(keys, ","))
+		note = transport.ShellQuote(labelsAnnotation + "=" + strings.Join(keys, ","))
 	}
 	parts = append(parts, fmt.Sprintf("%s annotate node %s --overwrite %s", kc, node, note))
 	if len(words) == 0 {

@@ -34,7 +34,7 @@ func (o *OS) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, er
 		return nil, err
 	}
 	if f.Hostname != name {
-		cs.Add(engine.CommandChange(hc, o.Name(), fmt.Sprintf("hostname %s (was %s)", name, f.Hostname), "hostname "+engine.ShellQuote(name)))
+		cs.Add(engine.CommandChange(hc, o.Name(), fmt.Sprintf("hostname %s (was %s)", name, f.Hostname), "hostname "+transport.ShellQuote(name)))
 	}
 	cur, err := hc.Conn.Get(ctx, "/etc/hosts")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

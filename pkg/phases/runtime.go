@@ -147,7 +147,7 @@ func (p *Runtime) imageChanges(ctx context.Context, hc *engine.HostCtx) ([]*engi
 			out = append(out, ch)
 		}
 		imp := engine.CommandChange(hc, p.Name(), "import image "+a.Image,
-			fmt.Sprintf("ctr -n k8s.io images import %s", engine.ShellQuote(remote)))
+			fmt.Sprintf("ctr -n k8s.io images import %s", transport.ShellQuote(remote)))
 		imp.Key = "import:" + a.Image
 		out = append(out, imp)
 	}
@@ -185,7 +185,7 @@ func archiveChanges(ctx context.Context, hc *engine.HostCtx, phase, name string)
 	}
 	if ch != nil || !fi.Exists {
 		x := engine.CommandChange(hc, phase, fmt.Sprintf("unpack %s %s into %s", name, a.Version, a.Install),
-			fmt.Sprintf("mkdir -p %[1]s && tar -xzf %[2]s -C %[1]s && touch %[3]s", engine.ShellQuote(a.Install), engine.ShellQuote(remote), engine.ShellQuote(marker)))
+			fmt.Sprintf("mkdir -p %[1]s && tar -xzf %[2]s -C %[1]s && touch %[3]s", transport.ShellQuote(a.Install), transport.ShellQuote(remote), transport.ShellQuote(marker)))
 		x.Key = "unpack:" + name
 		out = append(out, x)
 	}

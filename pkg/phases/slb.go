@@ -239,7 +239,9 @@ func (s *SLB) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan
 		return s.validate(ctx, tx.pl.HostCtx, tx.files)
 	})
 	if validateErr != nil {
-		if err := each(func(tx *hostTx) error { return removeCandidates(context.WithoutCancel(ctx), r, tx.pl.HostCtx, tx.files) }); err != nil {
+		if err := each(func(tx *hostTx) error {
+			return removeCandidates(context.WithoutCancel(ctx), r, tx.pl.HostCtx, tx.files)
+		}); err != nil {
 			r.Events.Warnf(s.Name(), "", "candidate files (*%s) could not all be removed; the next run replaces them: %v", candidateExt, err)
 		}
 		return fmt.Errorf("candidate configuration rejected; no slb host was changed:\n%w", validateErr)
@@ -267,9 +269,9 @@ func (s *SLB) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan
 			tx.hadLive[live] = fi.Exists
 			swap := *c
 			swap.Apply = func(ctx context.Context, h transport.Host) error {
-				cmd := fmt.Sprintf("mv -f %s %s", engine.ShellQuote(live+candidateExt), engine.ShellQuote(live))
+				cmd := fmt.Sprintf("mv -f %s %s", transport.ShellQuote(live+candidateExt), transport.ShellQuote(live))
 				if fi.Exists {
-					cmd = fmt.Sprintf("cp -p %s %s && ", engine.ShellQuote(live), engine.ShellQuote(live+backupExt)) + cmd
+					cmd = fmt.Sprintf("cp -p %s %s && ", transport.ShellQuote(live), transport.ShellQuote(live+backupExt)) + cmd
 				}
 				if _, err := h.Run(ctx, transport.Cmd{Command: cmd}); err != nil {
 					return err
@@ -305,9 +307,9 @@ func (s *SLB) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan
 		var cmds []string
 		for _, live := range tx.committed {
 			if tx.hadLive[live] {
-				cmds = append(cmds, fmt.Sprintf("mv -f %s %s", engine.ShellQuote(live+backupExt), engine.ShellQuote(live)))
+				cmds = append(cmds, fmt.Sprintf("mv -f %s %s", transport.ShellQuote(live+backupExt), transport.ShellQuote(live)))
 			} else {
-				cmds = append(cmds, "rm -f "+engine.ShellQuote(live))
+				cmds = append(cmds, "rm -f "+transport.ShellQuote(live))
 			}
 		}
 		cmds = append(cmds, "systemctl reload-or-restart haproxy keepalived")
@@ -367,7 +369,7 @@ func validatorError(hc *engine.HostCtx, validator string, err error) error {
 func removeCandidates(ctx context.Context, r *engine.Run, hc *engine.HostCtx, files []*engine.Change) error {
 	var paths []string
 	for _, c := range files {
-		paths = append(paths, engine.ShellQuote(c.File.Path+candidateExt))
+		paths = append(paths, transport.ShellQuote(c.File.Path+candidateExt))
 	}
 	if len(paths) == 0 {
 		return nil

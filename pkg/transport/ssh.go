@@ -108,21 +108,32 @@ func (d *Dialer) Dial(ctx context.Context, cfg Config) (Host, error) {
 	if cfg.Log == nil {
 		cfg.Log = d.Log
 	}
-	var owned []*ssh.Client
-	var via *ssh.Client
-	if cfg.Jump != nil {
-		var err error
-		via, owned, err = d.jump(ctx, cfg.Jump)
-		if err != nil {
-			return nil, &ConnectError{Host: cfg.Name, Addr: cfg.Addr, Err: err}
+	dial := func(ctx context.Context) (*ssh.Client, []*ssh.Client, error) {
+		var owned []*ssh.Client
+		var via *ssh.Client
+		if cfg.Jump != nil {
+			var err error
+			via, owned, err = d.jump(ctx, cfg.Jump)
+			if err != nil {
+				return nil, nil, &ConnectError{Host: cfg.Name, Addr: cfg.Addr, Err: err}
+			}
 		}
+		c, err := d.connect(ctx, &cfg, via)
+		if err != nil {
+			closeAll(owned)
+			return nil, nil, err
+		}
+		return c, owned, nil
 	}
-	c, err := d.connect(ctx, &cfg, via)
+	c, owned, err := dial(ctx)
 	if err != nil {
-		closeAll(owned)
 		return nil, err
 	}
-	return newSSHHost(cfg, c, owned), nil
+	h := newSSHHost(cfg, c, owned)
+	// A connection that drops mid-run (sshd restarted, its child killed) is
+	// dialled again, with the same host key checks, before the next command.
+	h.redial = dial
+	return h, nil
 }
 
 // jump returns a client connected to j (through its own jumps). With an

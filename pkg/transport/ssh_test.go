@@ -385,3 +385,29 @@ func TestKeyboardInteractiveAnswersOnlyPasswordPrompts(t *testing.T) {
 		}
 	}
 }
+
+// A connection that drops between two commands (its sshd child killed) is
+// dialled again for the next command and sftp; the run goes on.
+func TestDroppedConnectionIsRedialled(t *testing.T) {
+	k := newTestKey(t)
+	srv, cfg := keyServer(t, k, sshtest.Options{})
+	h := dial(t, cfg)
+	ctx := context.Background()
+	if _, err := h.Run(ctx, transport.Cmd{Command: "true"}); err != nil {
+		t.Fatal(err)
+	}
+	srv.DropConns()
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.ActiveConns() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := h.Run(ctx, transport.Cmd{Command: "true"}); err != nil {
+		t.Fatalf("command after the drop: %v", err)
+	}
+	if _, err := h.Put(ctx, transport.File{Path: "/tmp/k4t-redial-test", Content: []byte("x\n"), Mode: 0o644}); err != nil {
+		t.Fatalf("put after the drop: %v", err)
+	}
+	if srv.Conns() != 2 {
+		t.Errorf("%d connections, want 2 (the first and one redial)", srv.Conns())
+	}
+}

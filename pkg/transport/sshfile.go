@@ -21,7 +21,7 @@ import (
 
 // Stat runs one short command that prints the mode, owner and sha256.
 func (h *sshHost) Stat(ctx context.Context, p string) (FileInfo, error) {
-	q := shellQuote(p)
+	q := ShellQuote(p)
 	res, err := h.Run(ctx, Cmd{
 		Command: "[ -e " + q + " ] || { echo absent; exit 0; }; stat -Lc '%a %U:%G' " + q + " && sha256sum < " + q,
 		Timeout: 5 * time.Minute,
@@ -161,8 +161,8 @@ func (h *sshHost) Put(ctx context.Context, f File) (bool, error) {
 		if unixMode(cur.Mode) == p.mode && cur.Owner == p.owner {
 			return false, nil
 		}
-		q := shellQuote(f.Path)
-		_, err := h.Run(ctx, Cmd{Command: fmt.Sprintf("chown %s %s && chmod %o %s", shellQuote(p.owner), q, p.mode, q)})
+		q := ShellQuote(f.Path)
+		_, err := h.Run(ctx, Cmd{Command: fmt.Sprintf("chown %s %s && chmod %o %s", ShellQuote(p.owner), q, p.mode, q)})
 		if err != nil {
 			return false, fmt.Errorf("put %s (fixing mode/owner): %w", f.Path, err)
 		}
@@ -232,10 +232,10 @@ func (h *sshHost) putDirect(ctx context.Context, p putPlan) (err error) {
 	}
 	var cmd []string
 	if !synced {
-		cmd = append(cmd, "sync "+shellQuote(tmp))
+		cmd = append(cmd, "sync "+ShellQuote(tmp))
 	}
 	if p.owner != "root:root" || h.cfg.user() != "root" {
-		cmd = append(cmd, "chown "+shellQuote(p.owner)+" "+shellQuote(tmp))
+		cmd = append(cmd, "chown "+ShellQuote(p.owner)+" "+ShellQuote(tmp))
 	}
 	if len(cmd) > 0 {
 		if _, err := h.Run(ctx, Cmd{Command: strings.Join(cmd, " && ")}); err != nil {
@@ -287,9 +287,9 @@ func (h *sshHost) putSudo(ctx context.Context, p putPlan) (err error) {
 	user, group, _ := strings.Cut(p.owner, ":")
 	dir := path.Dir(p.f.Path)
 	tmp := path.Join(dir, "."+path.Base(p.f.Path)+".k4t-tmp-"+randSuffix())
-	qt, qp := shellQuote(tmp), shellQuote(p.f.Path)
+	qt, qp := ShellQuote(tmp), ShellQuote(p.f.Path)
 	cmd := fmt.Sprintf("mkdir -p %s && install -m %o -o %s -g %s %s %s && sync %s && mv -f %s %s; r=$?; rm -f %s %s; exit $r",
-		shellQuote(dir), p.mode, shellQuote(user), shellQuote(group), shellQuote(up), qt, qt, qt, qp, shellQuote(up), qt)
+		ShellQuote(dir), p.mode, ShellQuote(user), ShellQuote(group), ShellQuote(up), qt, qt, qt, qp, ShellQuote(up), qt)
 	if _, err := h.Run(ctx, Cmd{Command: cmd}); err != nil {
 		return fail("install", err)
 	}
@@ -300,7 +300,7 @@ func (h *sshHost) putSudo(ctx context.Context, p putPlan) (err error) {
 // is not root.
 func (h *sshHost) Get(ctx context.Context, p string) ([]byte, error) {
 	if h.cfg.useSudo() {
-		q := shellQuote(p)
+		q := ShellQuote(p)
 		res, err := h.Run(ctx, Cmd{Command: "[ -e " + q + " ] || { echo k4t-absent >&2; exit 1; }; cat " + q})
 		var ce *CmdError
 		if errors.As(err, &ce) && strings.Contains(ce.Stderr, "k4t-absent") {

@@ -17,11 +17,16 @@ import (
 // it and the one sftp client (opened on first use) is a channel on it too.
 type sshHost struct {
 	cfg    Config
+	// connMu guards client and owned, which a redial replaces.
+	connMu sync.Mutex
 	client *ssh.Client
 	owned  []*ssh.Client // jump connections closed with this host
+	// redial opens a new connection to the same host (nil: never redial).
+	redial func(ctx context.Context) (*ssh.Client, []*ssh.Client, error)
 
 	sftpMu  sync.Mutex
 	sftpc   *sftp.Client
+	sftpFor *ssh.Client // the connection sftpc runs on
 	sftpErr error
 
 	sudoMu   sync.Mutex
@@ -41,11 +46,57 @@ const KeepaliveInterval = 30 * time.Second
 
 func newSSHHost(cfg Config, c *ssh.Client, owned []*ssh.Client) *sshHost {
 	h := &sshHost{cfg: cfg, client: c, owned: owned, closed: make(chan struct{})}
-	go h.keepalive(KeepaliveInterval)
+	go h.keepalive(c, KeepaliveInterval)
 	return h
 }
 
-func (h *sshHost) keepalive(every time.Duration) {
+// conn is the current connection.
+func (h *sshHost) conn() *ssh.Client {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	return h.client
+}
+
+// reconnect replaces the connection old, which is gone, with a new one,
+// unless another caller already did. Commands that were running on old are
+// not retried (they may have run); only what had not started goes on.
+func (h *sshHost) reconnect(ctx context.Context, old *ssh.Client) error {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	if h.client != old {
+		return nil
+	}
+	select {
+	case <-h.closed:
+		return errors.New("connection closed")
+	default:
+	}
+	c, owned, err := h.redial(ctx)
+	if err != nil {
+		return err
+	}
+	old.Close()
+	closeAll(h.owned)
+	h.client, h.owned = c, owned
+	h.cfg.log().Warn("ssh connection lost, redialled", "host", h.Name(), "addr", h.cfg.Addr)
+	go h.keepalive(c, KeepaliveInterval)
+	return nil
+}
+
+// session opens a session, redialling once when the connection is gone.
+func (h *sshHost) session(ctx context.Context) (*ssh.Session, error) {
+	c := h.conn()
+	sess, err := c.NewSession()
+	if err == nil || h.redial == nil {
+		return sess, err
+	}
+	if rerr := h.reconnect(ctx, c); rerr != nil {
+		return nil, fmt.Errorf("%w (redialling failed too: %v)", err, rerr)
+	}
+	return h.conn().NewSession()
+}
+
+func (h *sshHost) keepalive(client *ssh.Client, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -57,7 +108,7 @@ func (h *sshHost) keepalive(every time.Duration) {
 		replied := make(chan error, 1)
 		go func() {
 			// Any reply, even "unsupported", proves the peer is there.
-			_, _, err := h.client.SendRequest("keepalive@openssh.com", true, nil)
+			_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
 			replied <- err
 		}()
 		select {
@@ -71,7 +122,7 @@ func (h *sshHost) keepalive(every time.Duration) {
 		case <-time.After(every):
 			h.cfg.log().Warn("ssh connection unresponsive, closing it", "host", h.Name(), "addr", h.cfg.Addr)
 		}
-		h.client.Close()
+		client.Close()
 		return
 	}
 }
@@ -87,8 +138,10 @@ func (h *sshHost) Close() error {
 		}
 		h.sftpErr = errors.New("connection closed")
 		h.sftpMu.Unlock()
+		h.connMu.Lock()
 		h.closeErr = h.client.Close()
 		closeAll(h.owned)
+		h.connMu.Unlock()
 	})
 	return h.closeErr
 }
@@ -132,7 +185,7 @@ func remoteLine(cmd Cmd, marker string) string {
 		timeout = DefaultTimeout
 	}
 	secs := int64(timeout/time.Second) + 5 // the client's timer fires first
-	return fmt.Sprintf("timeout -k 2 %d sh -c %s", secs, shellQuote(cmd.Command+"\n# k4t-run-"+marker))
+	return fmt.Sprintf("timeout -k 2 %d sh -c %s", secs, ShellQuote(cmd.Command+"\n# k4t-run-"+marker))
 }
 
 // killRemote stops the command carrying marker (see Run).
@@ -140,7 +193,7 @@ func (h *sshHost) killRemote(ctx context.Context, marker string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	// "[x]yz" matches "xyz" but not this pkill's own command line.
-	kill := "pkill -TERM -f " + shellQuote("k4t-run-["+marker[:1]+"]"+marker[1:])
+	kill := "pkill -TERM -f " + ShellQuote("k4t-run-["+marker[:1]+"]"+marker[1:])
 	line, stdin := h.withSudo(kill, nil)
 	h.exec(ctx, Cmd{Command: kill, Timeout: 5 * time.Second}, line, stdin, "")
 }
@@ -194,7 +247,7 @@ func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte, 
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("%s: command %q not started: %w", h.Name(), short, err)
 	}
-	sess, err := h.client.NewSession()
+	sess, err := h.session(ctx)
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: opening an ssh session: %w — the connection to %s is gone; re-run", h.Name(), err, h.cfg.Addr)
 	}
@@ -272,10 +325,16 @@ func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte, 
 func (h *sshHost) sftp() (*sftp.Client, error) {
 	h.sftpMu.Lock()
 	defer h.sftpMu.Unlock()
-	if h.sftpc != nil || h.sftpErr != nil {
+	conn := h.conn()
+	if h.sftpFor == conn && (h.sftpc != nil || h.sftpErr != nil) {
 		return h.sftpc, h.sftpErr
 	}
-	c, err := sftp.NewClient(h.client)
+	if h.sftpc != nil { // made for a connection that was since redialled
+		h.sftpc.Close()
+		h.sftpc = nil
+	}
+	h.sftpFor, h.sftpErr = conn, nil
+	c, err := sftp.NewClient(conn)
 	if err != nil {
 		h.sftpErr = fmt.Errorf("%s: starting sftp: %w — enable the sftp subsystem in sshd_config (Subsystem sftp internal-sftp)", h.Name(), err)
 		return nil, h.sftpErr
@@ -284,15 +343,9 @@ func (h *sshHost) sftp() (*sftp.Client, error) {
 	return c, nil
 }
 
-// shellQuote quotes s for sh.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@,+%", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+// ShellQuote quotes s for sh, in single quotes. The one quoting function
+// of k4t.
+func ShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func trimCommand(c string) string {
 	c = strings.TrimSpace(c)

@@ -61,6 +61,9 @@ func TestSLBAndEtcd(t *testing.T) {
 		}
 		t.Logf("no-op apply took %s", r.duration.Round(time.Millisecond))
 	})
+	t.Run("a connection dropped mid-run (its sshd child killed) is redialled and the run goes on", func(t *testing.T) {
+		e.dropConnectionMidRun(t, phases)
+	})
 	t.Run("a config rejected on one slb changes neither", func(t *testing.T) {
 		e.slbTransaction(t, phases)
 	})
@@ -414,4 +417,40 @@ func (e *env) failover(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Logf("%s restarted: 2 healthy slb, VIP on %v", holder, e.vipHolders())
+}
+
+// dropConnectionMidRun kills master2's sshd session processes while k4t is
+// in the slb phase (master2 idle): the etcd phase must still reach master2.
+func (e *env) dropConnectionMidRun(t *testing.T, phases string) {
+	cmd := exec.Command(e.bin, "--state-dir", e.stateDir, "-o", "json", "apply", "-f", e.inv, phases)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	killed := ""
+	for sc.Scan() {
+		var ev map[string]any
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev["type"] == "phase_start" && ev["phase"] == "slb" && killed == "" {
+			// Every root session but the one this command runs in.
+			killed, _ = e.tryExec("master2", `for p in $(pgrep -f 'sshd: root@notty'); do [ "$p" != "$PPID" ] && kill -9 "$p" && echo "$p"; done; true`)
+			if killed == "" {
+				killed = "(none)"
+			}
+		}
+	}
+	err = cmd.Wait()
+	if killed == "" || killed == "(none)" {
+		t.Fatalf("no sshd session of k4t's was killed on master2 (%q)", killed)
+	}
+	if err != nil {
+		t.Fatalf("apply after master2's connection was killed: %v\n%s", err, stderr.String())
+	}
+	t.Logf("killed sshd session(s) %s on master2; the run redialled and finished", strings.Join(strings.Fields(killed), ","))
 }

@@ -208,6 +208,16 @@ func (s *Server) Commands() []string {
 	return append([]string(nil), s.commands...)
 }
 
+// DropConns closes every open connection, as a killed sshd child would,
+// and keeps listening.
+func (s *Server) DropConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.active {
+		c.Close()
+	}
+}
+
 // Close stops the server and drops its connections.
 func (s *Server) Close() {
 	if s.closed.Swap(true) {
