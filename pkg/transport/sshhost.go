@@ -16,7 +16,7 @@ import (
 // sshHost is a Host over one SSH connection: every command is a session on
 // it and the one sftp client (opened on first use) is a channel on it too.
 type sshHost struct {
-	cfg    Config
+	cfg Config
 	// connMu guards client and owned, which a redial replaces.
 	connMu sync.Mutex
 	client *ssh.Client
