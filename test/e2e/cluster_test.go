@@ -51,6 +51,7 @@ func (e *env) mustKubectl(args ...string) string {
 // no-op re-apply and the repair of an etcd member whose data was emptied.
 func TestHACluster(t *testing.T) {
 	e := newLab(t, haHosts...)
+	pws := e.mixedAccess(t) // password, jump host and sudo logins, as issue 8's user had
 	firstIDs, _ := e.createWithKillSweep(t)
 
 	t.Run("after the sweep: 3 of 3 etcd members healthy with the IDs they had when etcd formed", func(t *testing.T) {
@@ -172,8 +173,9 @@ func TestHACluster(t *testing.T) {
 	t.Run("inventory labels reach the Node; dropped ones go, others' stay", func(t *testing.T) {
 		e.nodeLabels(t)
 	})
-	t.Run("no secret in the state dir's logs, journal or rendered copies", func(t *testing.T) {
-		e.noSecretsInTheOpen(t)
+	t.Run("no secret in the state dir's logs, journal or rendered copies, nor the passwords on the hosts", func(t *testing.T) {
+		e.noSecretsInTheOpen(t, pws)
+		e.passwordsNowhere(t, pws)
 	})
 	t.Run("an etcd member whose data dir was emptied by hand is replaced by apply, quorum kept throughout", func(t *testing.T) {
 		e.repairEmptiedMember(t, "master2")
@@ -430,11 +432,15 @@ func (e *env) nodeLabels(t *testing.T) {
 // noSecretsInTheOpen greps everything k4t wrote on the bastion outside
 // secrets/ and pki/ (logs with every event, the journal, rendered/ copies,
 // the inventory copy) for every secret it knows: the VRRP password, the
-// bootstrap token, and the body of every private key. admin.conf is a
+// bootstrap token, the SSH and sudo passwords, and the body of every
+// private key. admin.conf is a
 // credential by design and is skipped.
-func (e *env) noSecretsInTheOpen(t *testing.T) {
+func (e *env) noSecretsInTheOpen(t *testing.T, passwords []string) {
 	dir := filepath.Join(e.stateDir, "clusters", "lab")
 	secrets := map[string]string{}
+	for i, pw := range passwords {
+		secrets[fmt.Sprintf("password %d", i+1)] = pw
+	}
 	for _, name := range []string{"vrrp-auth-pass", "bootstrap-token"} {
 		b, err := os.ReadFile(filepath.Join(dir, "secrets", name))
 		if err != nil || len(b) < 6 {
