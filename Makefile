@@ -7,7 +7,7 @@ BIN := bin/k4t
 K8S_VERSION ?= v1.37.2
 ETCD_VERSION ?= v3.6.16
 ARTIFACT_CACHE ?= /var/cache/k4t/artifacts
-FUZZTIME ?= 20s
+FUZZTIME ?= 30000x
 E2E_TIMEOUT ?= 45m
 
 .PHONY: all build test unit fuzz e2e bench demo demo-down artifacts lab-artifacts lint clean
