@@ -35,6 +35,41 @@ type Run struct {
 	factsMu sync.Mutex
 	facts   map[string]*factsOnce
 	pending []state.Pending
+
+	valuesMu sync.Mutex
+	values   map[string]*valueOnce
+}
+
+type valueOnce struct {
+	mu sync.Mutex
+	v  any
+}
+
+// Value returns what make returns, made once per run and key (e.g. the
+// Kubernetes API client every phase shares). A failure is not kept: the
+// next call tries again.
+func (r *Run) Value(key string, make func() (any, error)) (any, error) {
+	r.valuesMu.Lock()
+	if r.values == nil {
+		r.values = map[string]*valueOnce{}
+	}
+	vo := r.values[key]
+	if vo == nil {
+		vo = &valueOnce{}
+		r.values[key] = vo
+	}
+	r.valuesMu.Unlock()
+	vo.mu.Lock()
+	defer vo.mu.Unlock()
+	if vo.v != nil {
+		return vo.v, nil
+	}
+	v, err := make()
+	if err != nil {
+		return nil, err
+	}
+	vo.v = v
+	return v, nil
 }
 
 // Options are run-wide settings from the command line.

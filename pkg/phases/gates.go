@@ -10,6 +10,7 @@ import (
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/transport"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Health gates: what a phase or a roll waits for before it goes on. Every
@@ -107,18 +108,54 @@ func WaitVIP(ctx context.Context, r *engine.Run, timeout time.Duration) (string,
 }
 
 // WaitNodesReady waits until want nodes are Ready and every kube-system pod
-// runs, asked through the first master.
+// runs, asked through the API.
 func WaitNodesReady(ctx context.Context, r *engine.Run, want int, timeout time.Duration) error {
 	var last string
 	err := engine.Poll(ctx, timeout, 3*time.Second, func(ctx context.Context) (bool, error) {
-		nodes, err1 := kubectl(ctx, r, `get nodes --no-headers`)
-		pods, err2 := kubectl(ctx, r, `get pods -n kube-system --no-headers`)
-		last = strings.TrimSpace(nodes + "\n" + pods)
-		return err1 == nil && err2 == nil && countReady(nodes) == want && allRunning(pods), nil
+		ready, notReady, err := nodesReady(ctx, r)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		c, err := kubeClient(ctx, r)
+		if err != nil {
+			return false, err
+		}
+		pods, err := c.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		var waiting []string
+		for i := range pods.Items {
+			if p := &pods.Items[i]; !podRunning(p) {
+				waiting = append(waiting, fmt.Sprintf("%s (%s on %s)", p.Name, p.Status.Phase, p.Spec.NodeName))
+			}
+		}
+		last = fmt.Sprintf("%d node(s) Ready, not Ready: %v; kube-system pods not running: %v", ready, notReady, waiting)
+		return ready == want && len(waiting) == 0 && len(pods.Items) > 0, nil
 	})
 	if errors.Is(err, engine.ErrTimeout) {
 		return engine.Errorf("", "network", "check 'kubectl get pods -A' and 'journalctl -u kubelet' on the nodes",
-			"the cluster did not become Ready in %s; last seen:\n%s", timeout, last)
+			"the cluster did not become Ready in %s; last seen: %s", timeout, last)
 	}
 	return err
+}
+
+// nodesReady counts the Ready nodes and names the others.
+func nodesReady(ctx context.Context, r *engine.Run) (int, []string, error) {
+	nodes, err := listNodes(ctx, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	ready := 0
+	var not []string
+	for i := range nodes {
+		if nodeReady(&nodes[i]) {
+			ready++
+		} else {
+			not = append(not, nodes[i].Name)
+		}
+	}
+	return ready, not, nil
 }

@@ -2,7 +2,6 @@ package phases
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -39,31 +38,19 @@ func (*NodeLabels) Hosts(r *engine.Run) []*v1alpha1.Host { return kubeNodes(r) }
 // cluster exists (plan on new hosts) there are none yet.
 func (p *NodeLabels) Prepare(ctx context.Context, r *engine.Run) error {
 	p.nodes = map[string]nodeLabels{}
-	out, err := kubectl(ctx, r, "get nodes -o json")
+	nodes, err := listNodes(ctx, r)
 	if err != nil {
 		if r.DryRun {
 			return nil // no API yet: every label is planned
 		}
 		return fmt.Errorf("reading the nodes' labels: %w", err)
 	}
-	var list struct {
-		Items []struct {
-			Metadata struct {
-				Name        string            `json:"name"`
-				Labels      map[string]string `json:"labels"`
-				Annotations map[string]string `json:"annotations"`
-			} `json:"metadata"`
-		} `json:"items"`
-	}
-	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		return fmt.Errorf("reading the nodes' labels: %w", err)
-	}
-	for _, n := range list.Items {
+	for _, n := range nodes {
 		var ours []string
-		if a := n.Metadata.Annotations[labelsAnnotation]; a != "" {
+		if a := n.Annotations[labelsAnnotation]; a != "" {
 			ours = strings.Split(a, ",")
 		}
-		p.nodes[n.Metadata.Name] = nodeLabels{labels: n.Metadata.Labels, ours: ours}
+		p.nodes[n.Name] = nodeLabels{labels: n.Labels, ours: ours}
 	}
 	return nil
 }

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/engine"
@@ -55,17 +56,23 @@ func (p *Network) nodeNets(ctx context.Context, r *engine.Run) (map[string]nodeN
 const podCIDRWait = 90 * time.Second
 
 func readNodeNets(ctx context.Context, r *engine.Run) (map[string]nodeNet, error) {
-	out, err := kubectl(ctx, r, `get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}'`)
+	nodes, err := listNodes(ctx, r)
 	if err != nil {
 		return nil, fmt.Errorf("reading nodes' podCIDRs: %w", err)
 	}
-	nodes := map[string]nodeNet{}
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		if f := strings.Fields(l); len(f) == 3 {
-			nodes[f[0]] = nodeNet{podCIDR: f[1], ip: f[2]}
+	out := map[string]nodeNet{}
+	for _, n := range nodes {
+		nn := nodeNet{podCIDR: n.Spec.PodCIDR}
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				nn.ip = a.Address
+			}
+		}
+		if nn.podCIDR != "" && nn.ip != "" {
+			out[n.Name] = nn
 		}
 	}
-	return nodes, nil
+	return out, nil
 }
 
 func allHavePodCIDR(nodes map[string]nodeNet, hosts []*v1alpha1.Host) bool {
@@ -165,30 +172,4 @@ func (p *Network) Check(ctx context.Context, r *engine.Run) error {
 	}
 	r.Events.Infof(p.Name(), "", "%d node(s) Ready, every kube-system pod Running", want)
 	return nil
-}
-
-func countReady(nodes string) int {
-	n := 0
-	for _, l := range strings.Split(nodes, "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[1] == "Ready" {
-			n++
-		}
-	}
-	return n
-}
-
-func allRunning(pods string) bool {
-	lines := 0
-	for _, l := range strings.Split(strings.TrimSpace(pods), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 3 {
-			continue
-		}
-		lines++
-		ready := strings.Split(f[1], "/")
-		if f[2] != "Running" || len(ready) != 2 || ready[0] != ready[1] {
-			return false
-		}
-	}
-	return lines > 0
 }

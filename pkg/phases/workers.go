@@ -2,7 +2,6 @@ package phases
 
 import (
 	"context"
-	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/engine"
@@ -49,14 +48,4 @@ func (p *Workers) Apply(ctx context.Context, r *engine.Run, plans []*engine.Host
 		}
 		return engine.ApplyChanges(ctx, r, pl)
 	})
-}
-
-// kubectl runs kubectl with the admin kubeconfig on the first master.
-func kubectl(ctx context.Context, r *engine.Run, args string) (string, error) {
-	conn, err := r.Connect(ctx, r.Cluster.FirstMaster())
-	if err != nil {
-		return "", err
-	}
-	res, err := conn.Run(ctx, transport.Cmd{Command: "kubectl --kubeconfig " + adminConf + " " + args, Timeout: time.Minute})
-	return string(res.Stdout), err
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"net"
 	"time"
 )
 
@@ -28,6 +29,12 @@ type Host interface {
 	Stat(ctx context.Context, path string) (FileInfo, error)
 	// Close ends the connection.
 	Close() error
+}
+
+// Tunneler is a Host that opens TCP connections from its own side (SSH
+// direct-tcpip), e.g. to reach kube-apiserver where only SSH is open.
+type Tunneler interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Cmd is one remote command.

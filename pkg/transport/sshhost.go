@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,23 @@ func newSSHHost(cfg Config, c *ssh.Client, owned []*ssh.Client) *sshHost {
 	h := &sshHost{cfg: cfg, client: c, owned: owned, closed: make(chan struct{})}
 	go h.keepalive(c, KeepaliveInterval)
 	return h
+}
+
+// DialContext opens a TCP connection from the host's side of the SSH
+// connection, redialling once when that connection is gone.
+func (h *sshHost) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c := h.conn()
+	nc, err := c.DialContext(ctx, network, addr)
+	if err == nil || h.redial == nil || ctx.Err() != nil {
+		return nc, err
+	}
+	if _, _, perr := c.SendRequest("keepalive@openssh.com", true, nil); perr == nil {
+		return nil, err // the connection is fine: the target refused
+	}
+	if rerr := h.reconnect(ctx, c); rerr != nil {
+		return nil, fmt.Errorf("%w (redialling failed too: %v)", err, rerr)
+	}
+	return h.conn().DialContext(ctx, network, addr)
 }
 
 // conn is the current connection.
