@@ -30,7 +30,12 @@ var updatePlans = flag.Bool("update", false, "rewrite testdata/plans/* from the 
 // keys are made anew each run, so their diffs are shown as a placeholder. `go test
 // ./pkg/phases -run TestPlanGolden -update` rewrites the files.
 func TestPlanGolden(t *testing.T) {
-	phases := []engine.Phase{&OS{}, &SLB{}, &Etcd{}, &Runtime{}, &Kubelet{}, &ControlPlane{}, &Workers{}, &Network{}, &NodeLabels{}}
+	// A new phase value per case: phases keep what Prepare read.
+	phases := []func() engine.Phase{
+		func() engine.Phase { return &OS{} }, func() engine.Phase { return &SLB{} }, func() engine.Phase { return &Etcd{} },
+		func() engine.Phase { return &Runtime{} }, func() engine.Phase { return &Kubelet{} }, func() engine.Phase { return &ControlPlane{} },
+		func() engine.Phase { return &Workers{} }, func() engine.Phase { return &Network{} }, func() engine.Phase { return &NodeLabels{} },
+	}
 	type planCase struct {
 		inv, file string
 		phase     engine.Phase
@@ -38,7 +43,8 @@ func TestPlanGolden(t *testing.T) {
 	}
 	var cases []planCase
 	for _, inv := range []string{"ha.yaml", "lightweight.yaml", "external-etcd.yaml"} {
-		for _, p := range phases {
+		for _, newPhase := range phases {
+			p := newPhase()
 			cases = append(cases, planCase{inv, p.Name(), p, nil})
 		}
 	}
