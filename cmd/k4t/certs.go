@@ -40,9 +40,9 @@ func (f durationFlag) Set(s string) error {
 }
 func (durationFlag) Type() string { return "duration" }
 
-// certsSession opens the session of a certs command and a Run for it (no artifacts: the
-// certificate commands install nothing).
-func certsSession(cmd *cobra.Command, g *globalFlags, hf hostsFlags) (*session, *engine.Run, error) {
+// hostsSession opens the session of a command that works on an existing cluster (certs,
+// drain, uncordon) and a Run for it (no artifacts: these commands install nothing).
+func hostsSession(cmd *cobra.Command, g *globalFlags, hf hostsFlags) (*session, *engine.Run, error) {
 	s, err := openSession(cmd, g, hf, false)
 	if err != nil {
 		return nil, nil, err
@@ -88,7 +88,7 @@ Missing or unreadable files are rows with an error, never skipped. Exits 1 when 
 has an error or is expired; a CA within --ca-warn of its end is a warning.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, r, err := certsSession(cmd, g, hf)
+			s, r, err := hostsSession(cmd, g, hf)
 			if err != nil {
 				return err
 			}
@@ -214,7 +214,7 @@ expires within D (what the scheduled job runs).`,
 			if _, err := phases.ParseCertNames(args); err != nil {
 				return usageError{err}
 			}
-			s, r, err := certsSession(cmd, g, hf)
+			s, r, err := hostsSession(cmd, g, hf)
 			if err != nil {
 				return err
 			}
@@ -254,7 +254,7 @@ subject, so every certificate it signed stays valid and none needs re-issuing; w
 new CA certificates to every host that holds them (and the cluster CA into kubelet.conf),
 then runs the renewal roll so every component reloads them, one master at a time.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, r, err := certsSession(cmd, g, hf)
+			s, r, err := hostsSession(cmd, g, hf)
 			if err != nil {
 				return err
 			}
@@ -311,7 +311,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 			out := cmd.OutOrStdout()
 			// withRun connects to the masters for the node-side fallback.
 			withRun := func(fn func(r *engine.Run) error) error {
-				s, r, err := certsSession(cmd, g, hf)
+				s, r, err := hostsSession(cmd, g, hf)
 				if err != nil {
 					return err
 				}

@@ -163,7 +163,7 @@ func (e *Engine) phaseBody(ctx context.Context, p Phase) (int, error) {
 		}
 		for _, pl := range plans {
 			for _, c := range pl.Changes {
-				r.Events.Emit(events.Event{Type: events.Change, Action: "planned", Phase: p.Name(), Host: c.Host, Kind: string(c.Kind), Message: c.Desc, Diff: c.Diff})
+				EmitPlanned(r, c)
 			}
 		}
 		return n, nil
@@ -274,6 +274,21 @@ func phaseOf(pl *HostPlan) string {
 		return pl.Changes[0].Phase
 	}
 	return ""
+}
+
+// EmitPlanned shows c as planned (plan, --dry-run).
+func EmitPlanned(r *Run, c *Change) {
+	r.Events.Emit(events.Event{Type: events.Change, Action: "planned", Phase: c.Phase, Host: c.Host, Kind: string(c.Kind), Message: c.Desc, Diff: c.Diff})
+}
+
+// ApplyOrPlan applies c, or in a dry run only shows it: for commands that
+// act outside the phase engine (drain, uncordon) with the same Change.
+func ApplyOrPlan(ctx context.Context, r *Run, h transport.Host, c *Change) error {
+	if r.DryRun {
+		EmitPlanned(r, c)
+		return nil
+	}
+	return ApplyChange(ctx, r, h, c)
 }
 
 // ApplyChange applies one change: journal intent, apply, journal done, emit.

@@ -173,6 +173,9 @@ func TestHACluster(t *testing.T) {
 	t.Run("inventory labels reach the Node; dropped ones go, others' stay", func(t *testing.T) {
 		e.nodeLabels(t)
 	})
+	t.Run("drain: a PodDisruptionBudget that blocks is named; without it every pod but DaemonSets' leaves; uncordon", func(t *testing.T) {
+		e.drainWorker(t, "worker1")
+	})
 	t.Run("no secret in the state dir's logs, journal or rendered copies, nor the passwords on the hosts", func(t *testing.T) {
 		e.noSecretsInTheOpen(t, pws)
 		e.passwordsNowhere(t, pws)
@@ -484,4 +487,49 @@ func (e *env) noSecretsInTheOpen(t *testing.T, passwords []string) {
 		return nil
 	})
 	fmt.Printf("FIGURE secrets: %d secret(s) looked for in %d file(s) of the state dir (logs, journal, rendered/): none found\n", len(secrets), scanned)
+}
+
+// drainWorker: a drain a PodDisruptionBudget blocks stops at --timeout and
+// names the budget, leaving the node cordoned; without the budget it
+// evicts every pod but DaemonSets'; --dry-run changes nothing; uncordon
+// makes the node schedulable again.
+func (e *env) drainWorker(t *testing.T, node string) {
+	e.mustKubectl("create", "poddisruptionbudget", "web", "--selector", "app=web", "--min-available", "3")
+	start := time.Now()
+	r := e.k4t("drain", node, "-f", e.inv, "--timeout", "15s")
+	if r.code != 1 {
+		t.Fatalf("drain blocked by a PDB: exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	mustContain(t, "blocked drain", r.stderr, node+" / drain", "PodDisruptionBudget default/web", "--disable-eviction")
+	fmt.Printf("FIGURE drain-blocked-by-pdb: stopped after %s naming default/web\n", time.Since(start).Round(time.Millisecond))
+	if got := e.mustKubectl("get", "node", node, "-o", "jsonpath={.spec.unschedulable}"); got != "true" {
+		t.Errorf("%s not cordoned after the blocked drain: %q", node, got)
+	}
+	e.mustKubectl("delete", "poddisruptionbudget", "web")
+	if r := e.k4t("drain", "worker2", "-f", e.inv, "--dry-run"); r.code != 0 || !strings.Contains(r.stdout, "cordon worker2 and evict") {
+		t.Errorf("drain --dry-run: exit %d\n%s", r.code, tail(r.stdout, 10))
+	}
+	if got := e.mustKubectl("get", "node", "worker2", "-o", "jsonpath={.spec.unschedulable}"); got == "true" {
+		t.Errorf("drain --dry-run cordoned worker2")
+	}
+	start = time.Now()
+	if r := e.k4t("drain", node, "-f", e.inv); r.code != 0 {
+		t.Fatalf("drain: exit %d\n%s", r.code, r.stderr)
+	}
+	fmt.Printf("FIGURE drain-%s: %s\n", node, time.Since(start).Round(time.Millisecond))
+	left := e.mustKubectl("get", "pods", "-A", "--no-headers", "--field-selector", "spec.nodeName="+node, "-o", "custom-columns=NAME:.metadata.name,OWNER:.metadata.ownerReferences[0].kind")
+	for _, l := range strings.Split(left, "\n") {
+		if l != "" && !strings.HasSuffix(strings.TrimSpace(l), "DaemonSet") {
+			t.Errorf("pod left on the drained %s: %s", node, l)
+		}
+	}
+	if out, err := e.kubectl("rollout", "status", "deploy/web", "--timeout=120s"); err != nil {
+		t.Errorf("web after the drain: %v\n%s", err, out)
+	}
+	if r := e.k4t("uncordon", node, "-f", e.inv); r.code != 0 {
+		t.Fatalf("uncordon: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := e.mustKubectl("get", "node", node, "-o", "jsonpath={.spec.unschedulable}"); got == "true" {
+		t.Errorf("%s still cordoned after uncordon", node)
+	}
 }
