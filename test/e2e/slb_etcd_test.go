@@ -356,7 +356,8 @@ func (e *env) slbTransaction(t *testing.T, phases string) {
 	if r.code == 0 {
 		t.Fatalf("apply whose reload fails on slb2 succeeded:\n%s", r.stdout)
 	}
-	mustContain(t, "swap error", r.stderr, "slb2", "injected reload failure", "rolled back")
+	// (the error quotes haproxy's journal rather than the wrapper's message)
+	mustContain(t, "swap error", r.stderr, "slb2 / slb", "reload haproxy", "rolled back")
 	if after := state(); !equalMaps(before, after) {
 		t.Errorf("live config or process not rolled back after the failed swap:\nbefore %v\nafter  %v", before, after)
 	}
