@@ -119,6 +119,9 @@ type Facts struct {
 	Missing                                             []string
 	PkgManager                                          string
 	Active                                              map[string]bool // k4t-managed units now active
+	// Sysctl holds the live values of the kernel settings k4t manages
+	// ("net.ipv4.ip_forward" -> "1"); "" when the key does not exist.
+	Sysctl map[string]string
 }
 
 //go:embed scripts/facts.sh
@@ -159,7 +162,7 @@ func gatherFacts(ctx context.Context, hc *HostCtx) (*Facts, error) {
 }
 
 func parseFacts(out string) *Facts {
-	f := &Facts{Ports: map[int]bool{}, Active: map[string]bool{}}
+	f := &Facts{Ports: map[int]bool{}, Active: map[string]bool{}, Sysctl: map[string]string{}}
 	for _, line := range strings.Split(out, "\n") {
 		k, v, ok := strings.Cut(line, "=")
 		if !ok {
@@ -215,6 +218,10 @@ func parseFacts(out string) *Facts {
 			f.PkgManager = v
 		case "active":
 			f.Active[v] = true
+		case "sysctl":
+			if key, val, ok := strings.Cut(v, "="); ok {
+				f.Sysctl[key] = strings.TrimSpace(val)
+			}
 		}
 	}
 	return f

@@ -57,7 +57,10 @@ func (o *OS) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, er
 		if err != nil {
 			return nil, err
 		}
-		if changed {
+		// The file can be in place while the kernel is not (a run killed
+		// between the two, a reboot without systemd-sysctl): the live values
+		// decide too.
+		if changed || sysctlDiffers(sysctl, f.Sysctl) {
 			// Only k4t's own file: `sysctl --system` fails on read-only kernel.* keys in containers.
 			cs.Add(engine.CommandChange(hc, o.Name(), "sysctl -p "+sysctlPath,
 				"{ [ -d /proc/sys/net/bridge ] || modprobe br_netfilter || true; } && sysctl -q -p "+sysctlPath))
@@ -94,4 +97,19 @@ func etcHosts(cur []byte, c *v1alpha1.Cluster) []byte {
 		text += "\n"
 	}
 	return []byte(text + b.String())
+}
+
+// sysctlDiffers says whether a live value differs from one the file sets
+// ("key = value" lines).
+func sysctlDiffers(file []byte, live map[string]string) bool {
+	for _, l := range strings.Split(string(file), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if k, v, ok := strings.Cut(l, "="); ok && live[strings.TrimSpace(k)] != strings.TrimSpace(v) {
+			return true
+		}
+	}
+	return false
 }

@@ -18,3 +18,18 @@ func TestEtcHostsBlock(t *testing.T) {
 		t.Fatalf("not idempotent: %q", again)
 	}
 }
+
+// A run killed after writing 99-k4t.conf but before `sysctl -p` left the
+// file in place and the kernel unset: the live values plan it again.
+func TestSysctlDiffers(t *testing.T) {
+	file := []byte("# k4t\nnet.ipv4.ip_forward = 1\nnet.bridge.bridge-nf-call-iptables = 1\n")
+	if !sysctlDiffers(file, map[string]string{"net.ipv4.ip_forward": "0", "net.bridge.bridge-nf-call-iptables": "1"}) {
+		t.Error("ip_forward 0 not seen")
+	}
+	if !sysctlDiffers(file, map[string]string{"net.ipv4.ip_forward": "1"}) {
+		t.Error("a missing key not seen")
+	}
+	if sysctlDiffers(file, map[string]string{"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1"}) {
+		t.Error("in place, yet planned")
+	}
+}

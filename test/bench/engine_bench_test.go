@@ -38,7 +38,7 @@ var statCmd = regexp.MustCompile(`^\[ -e '?([^' ]+)'? \] \|\| \{ echo absent; ex
 // fakeHost answers the commands preflight and os send, over the same
 // in-memory files its sftp server serves. Everything else succeeds.
 func fakeHost(h *sftp.Handlers, name string) sshtest.ExecFunc {
-	facts := fmt.Sprintf("os=debian\nos_version=12\narch=x86_64\nhostname=%s\ninit=systemd\ncgroup=cgroup2fs\nmemtotal=4000000\nmemavailable=3000000\ndisk_free_kb=20000000\nswap=0\nports_hex=0016,\niface=eth0\nbr_netfilter=yes\noverlay=yes\npkg=apt-get\n", name)
+	facts := fmt.Sprintf("os=debian\nos_version=12\narch=x86_64\nhostname=%s\ninit=systemd\ncgroup=cgroup2fs\nmemtotal=4000000\nmemavailable=3000000\ndisk_free_kb=20000000\nswap=0\nports_hex=0016,\niface=eth0\nbr_netfilter=yes\noverlay=yes\npkg=apt-get\nsysctl=net.ipv4.ip_forward=1\nsysctl=net.bridge.bridge-nf-call-iptables=1\nsysctl=net.bridge.bridge-nf-call-ip6tables=1\nsysctl=net.ipv4.ip_nonlocal_bind=1\n", name)
 	return func(line string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cmd := line
 		if m := wrapped.FindStringSubmatch(line); m != nil {
