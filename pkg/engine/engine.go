@@ -230,6 +230,15 @@ func (r *Run) pendingChanges(hc *HostCtx, phase string, planned []*Change) []*Ch
 		if unit, ok := strings.CutPrefix(p.Key, "restart:"); ok {
 			c := restartChange(hc, unit, "restart", true) // the phase's Check waits for health
 			c.Desc += " (left pending by an interrupted run)"
+			// The run may have died between writing the unit file and its
+			// daemon-reload, which a later plan cannot see: reload first.
+			restart := c.Apply
+			c.Apply = func(ctx context.Context, h transport.Host) error {
+				if _, err := h.Run(ctx, transport.Cmd{Command: "systemctl daemon-reload"}); err != nil {
+					return err
+				}
+				return restart(ctx, h)
+			}
 			c.Phase = phase
 			out = append(out, c)
 			have[p.Key] = true
