@@ -7,11 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/artifacts"
 	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/events"
-	"k4t.io/k4t/pkg/state"
 	"k4t.io/k4t/pkg/testenv"
 )
 
@@ -29,20 +27,14 @@ func TestKubeadmValidatesBuiltConfigs(t *testing.T) {
 	}
 	for _, inv := range []string{"ha.yaml", "lightweight.yaml", "external-etcd.yaml"} {
 		t.Run(inv, func(t *testing.T) {
-			c, problems, err := v1alpha1.Load(filepath.Join("..", "..", "examples", inv))
-			if err != nil {
-				t.Fatalf("%v %v", err, problems)
-			}
-			st, err := state.Open(t.TempDir(), c.Metadata.Name)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, st := loadExample(t, inv)
 			r := &engine.Run{Cluster: c, State: st, Events: events.NewEmitter("test"),
 				Options: engine.Options{Artifacts: artifacts.NewStore(&artifacts.Manifest{}, "")}}
 			if err := (&PKI{}).Prepare(context.Background(), r); err != nil {
 				t.Fatal(err)
 			}
 			configs := map[string][]byte{}
+			var err error
 			for i, m := range c.Masters() {
 				var b []byte
 				if i == 0 {

@@ -85,14 +85,7 @@ func TestPlanGolden(t *testing.T) {
 // nothing and answer the facts command like a Debian host.
 func planOnFreshHosts(t *testing.T, inv string, p engine.Phase, prep func(map[string]*transport.Fake)) string {
 	t.Helper()
-	c, problems, err := v1alpha1.Load(filepath.Join("..", "..", "examples", inv))
-	if err != nil {
-		t.Fatalf("%v %v", err, problems)
-	}
-	st, err := state.Open(t.TempDir(), c.Metadata.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, st := loadExample(t, inv)
 	fakes := map[string]*transport.Fake{}
 	for _, h := range c.Spec.Hosts {
 		f := transport.NewFake(h.Name)
@@ -152,4 +145,18 @@ func fakeArtifacts(t *testing.T) *artifacts.Store {
 		add(name, artifacts.KindImage, "", "registry.k8s.io/"+img)
 	}
 	return artifacts.NewStore(m, t.TempDir())
+}
+
+// loadExample loads examples/INV and opens a state dir for it.
+func loadExample(t *testing.T, inv string) (*v1alpha1.Cluster, *state.Dir) {
+	t.Helper()
+	c, problems, err := v1alpha1.Load(filepath.Join("..", "..", "examples", inv))
+	if err != nil {
+		t.Fatalf("%v %v", err, problems)
+	}
+	st, err := state.Open(t.TempDir(), c.Metadata.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, st
 }
