@@ -176,7 +176,7 @@ func (e *Etcd) Check(ctx context.Context, r *engine.Run) error {
 	if err := WaitEtcdHealthy(ctx, r, etcdHealthTimeout); err != nil {
 		return err
 	}
-	listed, err := etcdMembers(ctx, r)
+	listed, err := etcdMembers(ctx, r, r.Cluster.EtcdMembers()[0])
 	if err != nil {
 		return err
 	}
@@ -217,31 +217,18 @@ func Etcdctl(ctx context.Context, r *engine.Run, h *v1alpha1.Host, args string) 
 	return string(res.Stdout), nil
 }
 
-// etcdMembers is `etcdctl member list`, sorted by name.
-func etcdMembers(ctx context.Context, r *engine.Run) ([]etcdListed, error) {
-	out, err := Etcdctl(ctx, r, r.Cluster.EtcdMembers()[0], "member list -w json")
+// etcdMembers is `etcdctl member list` run on host from, sorted by name.
+func etcdMembers(ctx context.Context, r *engine.Run, from *v1alpha1.Host) ([]etcdListed, error) {
+	out, err := Etcdctl(ctx, r, from, "member list -w json")
 	if err != nil {
-		return nil, err
+		return nil, engine.WrapPhase("etcd", from.Name, fmt.Errorf("listing members: %w", err))
 	}
 	var l struct {
 		Members []etcdListed `json:"members"`
 	}
 	if err := json.Unmarshal([]byte(out), &l); err != nil {
-		return nil, fmt.Errorf("reading the member list: %w", err)
+		return nil, engine.WrapPhase("etcd", from.Name, fmt.Errorf("reading the member list: %w", err))
 	}
 	slices.SortFunc(l.Members, func(a, b etcdListed) int { return strings.Compare(a.Name, b.Name) })
 	return l.Members, nil
-}
-
-// EtcdMemberNames lists the cluster's members, sorted.
-func EtcdMemberNames(ctx context.Context, r *engine.Run) ([]string, error) {
-	listed, err := etcdMembers(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, m := range listed {
-		names = append(names, m.Name)
-	}
-	return names, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -109,17 +110,9 @@ func probeEtcd(ctx context.Context, r *engine.Run) (*etcdCluster, error) {
 	}
 	c.healthy = healthy >= c.quorum()
 	if c.healthy {
-		out, err := Etcdctl(ctx, r, from, "member list -w json")
-		if err != nil {
-			return nil, engine.WrapPhase("etcd", from.Name, fmt.Errorf("listing members: %w", err))
+		if c.listed, err = etcdMembers(ctx, r, from); err != nil {
+			return nil, err
 		}
-		var l struct {
-			Members []etcdListed `json:"members"`
-		}
-		if err := json.Unmarshal([]byte(out), &l); err != nil {
-			return nil, engine.WrapPhase("etcd", from.Name, fmt.Errorf("reading the member list: %w", err))
-		}
-		c.listed = l.Members
 	}
 	return c, nil
 }
@@ -191,15 +184,10 @@ func etcdctlCmd(members []*v1alpha1.Host, args string) string {
 }
 
 func etcdClientURL(h *v1alpha1.Host) string {
-	return "https://" + joinHostPort(h.InternalAddress, 2379)
+	return "https://" + net.JoinHostPort(h.InternalAddress, "2379")
 }
-func etcdPeerURL(h *v1alpha1.Host) string { return "https://" + joinHostPort(h.InternalAddress, 2380) }
-
-func joinHostPort(addr string, port int) string {
-	if strings.Contains(addr, ":") {
-		return "[" + addr + "]:" + strconv.Itoa(port)
-	}
-	return addr + ":" + strconv.Itoa(port)
+func etcdPeerURL(h *v1alpha1.Host) string {
+	return "https://" + net.JoinHostPort(h.InternalAddress, "2380")
 }
 
 // clusterState is the ETCD_INITIAL_CLUSTER_STATE this member's env file
