@@ -1,6 +1,7 @@
-// Package phases is k4t's engine: an ordered pipeline of phases (pipeline.go),
-// each in its own file, that work out per host what they would change
-// (Changes) and then, on apply, perform exactly that through the transport.
+// Package engine plans and applies phases: each phase works out per host
+// what it would change (Changes); plan shows them, apply performs exactly
+// those through the transport, journaling what a later plan could not see.
+// Which phases a command runs, in which order, is in pkg/action.
 package engine
 
 import (
@@ -32,8 +33,6 @@ type Run struct {
 	// Options that phases read.
 	Options Options
 
-	factsMu sync.Mutex
-	facts   map[string]*factsOnce
 	pending []state.Pending
 
 	valuesMu sync.Mutex
@@ -127,26 +126,13 @@ type Facts struct {
 //go:embed scripts/facts.sh
 var factsScript string
 
-type factsOnce struct {
-	once sync.Once
-	f    *Facts
-	err  error
-}
-
 // Facts gathers (once per run) the facts of hc's host.
 func (r *Run) Facts(ctx context.Context, hc *HostCtx) (*Facts, error) {
-	r.factsMu.Lock()
-	if r.facts == nil {
-		r.facts = map[string]*factsOnce{}
+	v, err := r.Value("facts:"+hc.Name(), func() (any, error) { return gatherFacts(ctx, hc) })
+	if err != nil {
+		return nil, err
 	}
-	fo := r.facts[hc.Name()]
-	if fo == nil {
-		fo = &factsOnce{}
-		r.facts[hc.Name()] = fo
-	}
-	r.factsMu.Unlock()
-	fo.once.Do(func() { fo.f, fo.err = gatherFacts(ctx, hc) })
-	return fo.f, fo.err
+	return v.(*Facts), nil
 }
 
 func gatherFacts(ctx context.Context, hc *HostCtx) (*Facts, error) {
