@@ -40,22 +40,21 @@ func (f durationFlag) Set(s string) error {
 }
 func (durationFlag) Type() string { return "duration" }
 
-// hostsSession opens the session of a command that works on an existing cluster (certs,
-// drain, uncordon) and a Run for it (no artifacts: these commands install nothing).
-func hostsSession(cmd *cobra.Command, g *globalFlags, hf hostsFlags) (*session, *engine.Run, error) {
+// withHostsRun opens the session of a command that works on an existing
+// cluster (certs, drain, uncordon) and a Run for it — a plan when dryRun;
+// no artifacts: these commands install nothing — runs fn, and closes both.
+func withHostsRun(cmd *cobra.Command, g *globalFlags, hf hostsFlags, dryRun bool, fn func(*session, *engine.Run) error) error {
 	s, err := openSession(cmd, g, hf, false)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	r := &engine.Run{Cluster: s.cluster, State: s.state, Connect: s.conn.Connect, Events: s.events,
-		Options: engine.Options{Now: time.Now}}
-	j, err := state.OpenJournal(s.state.Journal(), s.runID)
+	defer s.close()
+	r, err := s.run(dryRun, false)
 	if err != nil {
-		s.close()
-		return nil, nil, err
+		return err
 	}
-	r.Journal = j
-	return s, r, nil
+	defer r.Journal.Close()
+	return fn(s, r)
 }
 
 func cmdContext(cmd *cobra.Command) context.Context {
@@ -88,17 +87,12 @@ Missing or unreadable files are rows with an error, never skipped. Exits 1 when 
 has an error or is expired; a CA within --ca-warn of its end is a warning.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, r, err := hostsSession(cmd, g, hf)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			defer r.Journal.Close()
-			rows := phases.CheckAllCerts(cmdContext(cmd), r)
-			return reportExpiry(cmd, g.Output(), rows, caWarn)
+			return withHostsRun(cmd, g, hf, false, func(_ *session, r *engine.Run) error {
+				return reportExpiry(cmd, g.Output(), phases.CheckAllCerts(cmdContext(cmd), r), caWarn)
+			})
 		},
 	}
-	hf.bind(check, true)
+	hf.bind(check)
 	check.Flags().Var(durationFlag{&caWarn}, "ca-warn", "warn when a CA expires within this (e.g. 365d)")
 	return check
 }
@@ -214,28 +208,24 @@ expires within D (what the scheduled job runs).`,
 			if _, err := phases.ParseCertNames(args); err != nil {
 				return usageError{err}
 			}
-			s, r, err := hostsSession(cmd, g, hf)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			defer r.Journal.Close()
-			start := time.Now()
-			res, err := phases.RenewCerts(cmdContext(cmd), r, phases.RenewOptions{Names: args, IfExpiringWithin: within, Validity: validity})
-			if err != nil {
-				done := ""
-				if res != nil && len(res.Renewed) > 0 {
-					done = fmt.Sprintf(" (renewed before the failure: %s; the other hosts are untouched)", strings.Join(res.Renewed, ", "))
+			return withHostsRun(cmd, g, hf, false, func(s *session, r *engine.Run) error {
+				start := time.Now()
+				res, err := phases.RenewCerts(cmdContext(cmd), r, phases.RenewOptions{Names: args, IfExpiringWithin: within, Validity: validity})
+				if err != nil {
+					done := ""
+					if res != nil && len(res.Renewed) > 0 {
+						done = fmt.Sprintf(" (renewed before the failure: %s; the other hosts are untouched)", strings.Join(res.Renewed, ", "))
+					}
+					return fmt.Errorf("%w%s\n(full log: %s)", err, done, s.logFile.Name())
 				}
-				return fmt.Errorf("%w%s\n(full log: %s)", err, done, s.logFile.Name())
-			}
-			if !res.Skipped {
-				s.events.Infof("certs", "", "renewed certificates on %d host(s) in %s: %s", len(res.Renewed), time.Since(start).Round(time.Second), strings.Join(res.Renewed, ", "))
-			}
-			return nil
+				if !res.Skipped {
+					s.events.Infof("certs", "", "renewed certificates on %d host(s) in %s: %s", len(res.Renewed), time.Since(start).Round(time.Second), strings.Join(res.Renewed, ", "))
+				}
+				return nil
+			})
 		},
 	}
-	hf.bind(c, true)
+	hf.bind(c)
 	c.Flags().BoolVar(&all, "all", false, "renew every certificate")
 	c.Flags().Var(durationFlag{&within}, "if-expiring-within", "check first; renew (everything named, default all) only if a certificate expires within this (e.g. 30d)")
 	c.Flags().Var(durationFlag{&validity}, "validity", "validity of k4t's etcd certificates; default spec.certificates.validity (kubeadm's and kubelet's keep theirs)")
@@ -254,27 +244,23 @@ subject, so every certificate it signed stays valid and none needs re-issuing; w
 new CA certificates to every host that holds them (and the cluster CA into kubelet.conf),
 then runs the renewal roll so every component reloads them, one master at a time.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, r, err := hostsSession(cmd, g, hf)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			defer r.Journal.Close()
-			ctx := cmdContext(cmd)
-			if err := phases.RenewCAs(ctx, r, args, validity); err != nil {
-				return fmt.Errorf("%w\n(full log: %s)", err, s.logFile.Name())
-			}
-			if noRoll {
-				s.events.Warnf("certs", "", "CA certificates pushed; components load them at their next restart (`k4t certs renew --all`)")
+			return withHostsRun(cmd, g, hf, false, func(s *session, r *engine.Run) error {
+				ctx := cmdContext(cmd)
+				if err := phases.RenewCAs(ctx, r, args, validity); err != nil {
+					return fmt.Errorf("%w\n(full log: %s)", err, s.logFile.Name())
+				}
+				if noRoll {
+					s.events.Warnf("certs", "", "CA certificates pushed; components load them at their next restart (`k4t certs renew --all`)")
+					return nil
+				}
+				if _, err := phases.RenewCerts(ctx, r, phases.RenewOptions{}); err != nil {
+					return fmt.Errorf("%w\n(full log: %s)", err, s.logFile.Name())
+				}
 				return nil
-			}
-			if _, err := phases.RenewCerts(ctx, r, phases.RenewOptions{}); err != nil {
-				return fmt.Errorf("%w\n(full log: %s)", err, s.logFile.Name())
-			}
-			return nil
+			})
 		},
 	}
-	hf.bind(c, true)
+	hf.bind(c)
 	c.Flags().Var(durationFlag{&validity}, "validity", "new validity of each CA from now")
 	c.Flags().BoolVar(&noRoll, "no-restart", false, "only renew and push the CA certificates; restart nothing")
 	return c
@@ -311,13 +297,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 			out := cmd.OutOrStdout()
 			// withRun connects to the masters for the node-side fallback.
 			withRun := func(fn func(r *engine.Run) error) error {
-				s, r, err := hostsSession(cmd, g, hf)
-				if err != nil {
-					return err
-				}
-				defer s.close()
-				defer r.Journal.Close()
-				return fn(r)
+				return withHostsRun(cmd, g, hf, false, func(_ *session, r *engine.Run) error { return fn(r) })
 			}
 			switch {
 			case remove:
@@ -391,7 +371,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 			return nil
 		},
 	}
-	hf.bind(c, true)
+	hf.bind(c)
 	c.Flags().Var(durationFlag{&every}, "every", "how often the job runs (e.g. 24h, 12h, 1d)")
 	c.Flags().Var(durationFlag{&before}, "renew-before", "renew when a certificate expires within this (e.g. 30d)")
 	c.Flags().BoolVar(&remove, "remove", false, "take the schedule away")

@@ -30,13 +30,11 @@ type hostsFlags struct {
 	acceptNew bool
 }
 
-// bind adds -f (required) and, with acceptNew, --accept-new-hosts.
-func (f *hostsFlags) bind(cmd *cobra.Command, acceptNew bool) {
+// bind adds -f (required) and --accept-new-hosts.
+func (f *hostsFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.file, "file", "f", "", "inventory (hosts.yaml)")
 	_ = cmd.MarkFlagRequired("file")
-	if acceptNew {
-		cmd.Flags().BoolVar(&f.acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys (a changed key always fails)")
-	}
+	cmd.Flags().BoolVar(&f.acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys (a changed key always fails)")
 }
 
 // runFlags are the flags of create cluster, plan and apply.
@@ -48,7 +46,7 @@ type runFlags struct {
 }
 
 func (f *runFlags) bind(cmd *cobra.Command) {
-	f.hostsFlags.bind(cmd, true)
+	f.hostsFlags.bind(cmd)
 	cmd.Flags().StringSliceVar(&f.only, "only", nil, "run only these phases (comma-separated)")
 	cmd.Flags().StringSliceVar(&f.skip, "skip", nil, "skip these phases (comma-separated)")
 	cmd.Flags().BoolVar(&f.merge, "merge-kubeconfig", false, "merge the admin kubeconfig into ~/.kube/config (or $KUBECONFIG)")
@@ -227,17 +225,21 @@ func userKnownHosts() []string {
 	return []string{p}
 }
 
-func (s *session) run(dryRun bool) (*engine.Run, error) {
+// run makes the session's Run: a plan when dryRun (no journal), with the
+// inventory's artifacts when the command installs anything.
+func (s *session) run(dryRun, withArtifacts bool) (*engine.Run, error) {
 	r := &engine.Run{
 		Cluster: s.cluster, State: s.state, Connect: s.conn.Connect,
 		Events: s.events, DryRun: dryRun,
 		Options: engine.Options{Now: time.Now, Concurrency: s.concurrency},
 	}
-	store, err := artifacts.ForCluster(s.cluster)
-	if err != nil {
-		return nil, usageError{err}
+	if withArtifacts {
+		store, err := artifacts.ForCluster(s.cluster)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		r.Options.Artifacts = store
 	}
-	r.Options.Artifacts = store
 	if !dryRun {
 		j, err := state.OpenJournal(s.state.Journal(), s.runID)
 		if err != nil {
@@ -258,7 +260,7 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *runFlags, dryRun bool) e
 		return err
 	}
 	defer s.close()
-	r, err := s.run(dryRun)
+	r, err := s.run(dryRun, true)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ deletes the pods instead, bypassing PodDisruptionBudgets: never the default.
 --dry-run lists the pods it would evict.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withHostsRun(cmd, g, hf, dryRun, func(r *engine.Run) error {
+			return withHostsRun(cmd, g, hf, dryRun, func(_ *session, r *engine.Run) error {
 				ch, err := phases.DrainChange(cmdContext(cmd), r, args[0], o)
 				if err != nil {
 					return err
@@ -38,7 +38,7 @@ deletes the pods instead, bypassing PodDisruptionBudgets: never the default.
 			})
 		},
 	}
-	hf.bind(c, true)
+	hf.bind(c)
 	c.Flags().DurationVar(&o.Timeout, "timeout", 5*time.Minute, "give up (and name what blocks) after this long")
 	c.Flags().BoolVar(&o.DisableEviction, "disable-eviction", false, "delete pods instead of evicting them: bypasses PodDisruptionBudgets")
 	c.Flags().BoolVar(&o.Force, "force", false, "also delete pods that no controller manages (they are not recreated)")
@@ -54,24 +54,12 @@ func uncordonCmd(g *globalFlags) *cobra.Command {
 		Short: "Let the scheduler place pods on a node again",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withHostsRun(cmd, g, hf, dryRun, func(r *engine.Run) error {
+			return withHostsRun(cmd, g, hf, dryRun, func(_ *session, r *engine.Run) error {
 				return phases.Uncordon(cmdContext(cmd), r, args[0])
 			})
 		},
 	}
-	hf.bind(c, true)
+	hf.bind(c)
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "show what would change; change nothing")
 	return c
-}
-
-// withHostsRun opens a session and a Run (a plan when dryRun) for fn.
-func withHostsRun(cmd *cobra.Command, g *globalFlags, hf hostsFlags, dryRun bool, fn func(*engine.Run) error) error {
-	s, r, err := hostsSession(cmd, g, hf)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	defer r.Journal.Close()
-	r.DryRun = dryRun
-	return fn(r)
 }
