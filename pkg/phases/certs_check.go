@@ -193,24 +193,25 @@ func CheckBastionCerts(r *engine.Run) []certs.Expiry {
 // ordered by the inventory's host order, then by file. A host that cannot be reached or
 // read gets one row with Err; nothing is skipped.
 func CheckAllCerts(ctx context.Context, r *engine.Run) []certs.Expiry {
-	hosts := engine.AllHosts(r)
-	per := make([][]certs.Expiry, len(hosts))
-	idx := make([]int, len(hosts))
-	for i := range idx {
-		idx[i] = i
+	type hostRows struct {
+		h    *v1alpha1.Host
+		rows []certs.Expiry
 	}
-	_ = engine.ForEachHost(ctx, r, idx, func(ctx context.Context, i int) error {
-		h := hosts[i]
-		rows, err := CheckHostCerts(ctx, r, h)
+	var per []*hostRows
+	for _, h := range engine.AllHosts(r) {
+		per = append(per, &hostRows{h: h})
+	}
+	_ = engine.ForEachHost(ctx, r, per, func(ctx context.Context, hr *hostRows) error {
+		rows, err := CheckHostCerts(ctx, r, hr.h)
 		if err != nil {
-			rows = []certs.Expiry{{Host: h.Name, Name: "(host)", Err: fmt.Sprintf("cannot read certificates: %v — check that k4t can reach %s over SSH", trimHostPrefix(err, h.Name), h.Name)}}
+			rows = []certs.Expiry{{Host: hr.h.Name, Name: "(host)", Err: fmt.Sprintf("cannot read certificates: %v — check that k4t can reach %s over SSH", trimHostPrefix(err, hr.h.Name), hr.h.Name)}}
 		}
-		per[i] = rows
+		hr.rows = rows
 		return nil // a host's failure is its row
 	})
 	var out []certs.Expiry
-	for _, rows := range per {
-		out = append(out, rows...)
+	for _, hr := range per {
+		out = append(out, hr.rows...)
 	}
 	return append(out, CheckBastionCerts(r)...)
 }
