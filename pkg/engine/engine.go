@@ -252,15 +252,8 @@ func (r *Run) pendingChanges(hc *HostCtx, phase string, planned []*Change) []*Ch
 func ApplyChanges(ctx context.Context, r *Run, pl *HostPlan) error {
 	start := time.Now()
 	r.Events.Emit(events.Event{Type: events.HostStart, Host: pl.Name(), Phase: phaseOf(pl)})
-	// Intents go first, before any file is written: a run killed between a
-	// config upload and its restart must still restart next time, even
-	// though the file will by then look unchanged.
-	for _, c := range pl.Changes {
-		if c.Journaled {
-			if err := r.Journal.Record(c.Host, c.Phase, state.Intent, c.Key, c.Desc); err != nil {
-				return err
-			}
-		}
+	if err := JournalIntents(r, pl.Changes); err != nil {
+		return err
 	}
 	done := 0
 	var err error
@@ -283,6 +276,21 @@ func phaseOf(pl *HostPlan) string {
 		return pl.Changes[0].Phase
 	}
 	return ""
+}
+
+// JournalIntents records the intent of every journaled change among cs. It
+// goes first, before any file is written: a run killed between a config
+// upload and its restart must still restart next time, even though the
+// file will by then look unchanged.
+func JournalIntents(r *Run, cs []*Change) error {
+	for _, c := range cs {
+		if c.Journaled {
+			if err := r.Journal.Record(c.Host, c.Phase, state.Intent, c.Key, c.Desc); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // EmitPlanned shows c as planned (plan, --dry-run).

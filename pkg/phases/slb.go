@@ -10,7 +10,6 @@ import (
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/engine"
-	"k4t.io/k4t/pkg/state"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -250,12 +249,8 @@ func (s *SLB) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan
 	// before any swap: a run killed between the two would otherwise leave new
 	// files under the old running config, which a later plan cannot see.
 	for _, tx := range txs {
-		for _, c := range tx.other {
-			if c.Journaled {
-				if err := r.Journal.Record(c.Host, c.Phase, state.Intent, c.Key, c.Desc); err != nil {
-					return err
-				}
-			}
+		if err := engine.JournalIntents(r, tx.other); err != nil {
+			return err
 		}
 	}
 	commitErr := each(func(tx *hostTx) error {

@@ -105,9 +105,6 @@ func (d *Dialer) Dial(ctx context.Context, cfg Config) (Host, error) {
 	if cfg.Name == "" {
 		cfg.Name = cfg.Addr
 	}
-	if cfg.Log == nil {
-		cfg.Log = d.Log
-	}
 	dial := func(ctx context.Context) (*ssh.Client, []*ssh.Client, error) {
 		var owned []*ssh.Client
 		var via *ssh.Client
@@ -178,7 +175,7 @@ func closeAll(cs []*ssh.Client) {
 
 // connect opens one SSH connection to cfg, over via when set.
 func (d *Dialer) connect(ctx context.Context, cfg *Config, via *ssh.Client) (*ssh.Client, error) {
-	if cfg.Log == nil {
+	if cfg.Log == nil { // also for the host Dial makes of cfg afterwards
 		cfg.Log = d.Log
 	}
 	name := cfg.Name
