@@ -228,23 +228,28 @@ func (r *Run) pendingChanges(hc *HostCtx, phase string, planned []*Change) []*Ch
 			continue
 		}
 		if unit, ok := strings.CutPrefix(p.Key, "restart:"); ok {
-			c := restartChange(hc, unit, "restart", true) // the phase's Check waits for health
-			c.Desc += " (left pending by an interrupted run)"
-			// The run may have died between writing the unit file and its
-			// daemon-reload, which a later plan cannot see: reload first.
-			restart := c.Apply
-			c.Apply = func(ctx context.Context, h transport.Host) error {
-				if _, err := h.Run(ctx, transport.Cmd{Command: "systemctl daemon-reload"}); err != nil {
-					return err
-				}
-				return restart(ctx, h)
-			}
-			c.Phase = phase
-			out = append(out, c)
+			out = append(out, PendingRestart(hc, phase, unit, true)) // the phase's Check waits for health
 			have[p.Key] = true
 		}
 	}
 	return out
+}
+
+// PendingRestart is the restart of unit that a killed run journaled but
+// did not do. systemd is reloaded first: the run may have died between
+// writing the unit file and its daemon-reload, which a later plan cannot
+// see. noBlock: do not wait for the unit to be ready.
+func PendingRestart(hc *HostCtx, phase, unit string, noBlock bool) *Change {
+	c := restartChange(hc, unit, "restart", noBlock)
+	c.Phase, c.Desc = phase, c.Desc+" (left pending by an interrupted run)"
+	restart := c.Apply
+	c.Apply = func(ctx context.Context, h transport.Host) error {
+		if _, err := h.Run(ctx, transport.Cmd{Command: "systemctl daemon-reload"}); err != nil {
+			return err
+		}
+		return restart(ctx, h)
+	}
+	return c
 }
 
 // ApplyChanges applies one host's changes in order, journaling and emitting

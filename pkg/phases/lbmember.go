@@ -72,8 +72,7 @@ func FinishInterrupted(ctx context.Context, r *engine.Run, phase string) error {
 			if err != nil {
 				return engine.WrapPhase(phase, p.Host, err)
 			}
-			c := engine.RestartChange(&engine.HostCtx{Host: h, Conn: conn, Run: r}, strings.TrimPrefix(p.Key, "restart:"))
-			c.Phase, c.Desc = phase, c.Desc+" (left pending by an interrupted run)"
+			c := engine.PendingRestart(&engine.HostCtx{Host: h, Conn: conn, Run: r}, phase, strings.TrimPrefix(p.Key, "restart:"), false)
 			if err := engine.ApplyChange(ctx, r, conn, c); err != nil {
 				return err
 			}
