@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -294,26 +293,14 @@ func TestCertsRenewHA(t *testing.T) {
 // out of HAProxy on both slb hosts, then runs a renew that finds nothing
 // expiring: it must still put master back.
 func (e *env) killRenewWhileOut(t *testing.T, master string) {
-	cmd := exec.Command(e.bin, "--state-dir", e.stateDir, "-o", "json", "certs", "renew", "--all", "-f", e.inv)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	disabled := 0
-	for sc.Scan() {
-		var ev map[string]any
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev["type"] == "change" && ev["action"] == "applied" && ev["message"] == "disable "+master+" in HAProxy" {
+	e.k4tWatched(func(ev map[string]any, kill func()) {
+		if ev["type"] == "change" && ev["action"] == "applied" && ev["message"] == "disable "+master+" in HAProxy" {
 			if disabled++; disabled == 2 {
-				cmd.Process.Signal(syscall.SIGKILL)
+				kill()
 			}
 		}
-	}
-	cmd.Wait()
+	}, "certs", "renew", "--all", "-f", e.inv)
 	if disabled < 2 {
 		t.Fatalf("renew ended before %s was out of HAProxy on both slb hosts", master)
 	}

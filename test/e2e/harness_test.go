@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -117,33 +119,52 @@ func (r result) phaseDurations() map[string]float64 {
 // k4t runs the binary with -o json and the test's state dir.
 func (e *env) k4t(args ...string) result {
 	e.t.Helper()
+	return e.k4tWatched(nil, args...)
+}
+
+// k4tWatched is k4t, calling onEvent (when set) with each JSON event as it
+// arrives. onEvent may end the run with kill (SIGKILL; once; safe from any
+// goroutine), e.g. to prove that a re-run converges.
+func (e *env) k4tWatched(onEvent func(ev map[string]any, kill func()), args ...string) result {
+	e.t.Helper()
 	args = append([]string{"--state-dir", e.stateDir, "-o", "json"}, args...)
 	cmd := exec.Command(e.bin, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	start := time.Now()
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String(), duration: time.Since(start)}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("running k4t: %v", err)
+	}
+	var once sync.Once
+	kill := func() { once.Do(func() { cmd.Process.Signal(syscall.SIGKILL) }) }
+	var stdout strings.Builder
+	var evs []map[string]any
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		stdout.Write(sc.Bytes())
+		stdout.WriteByte('\n')
+		var ev map[string]any
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		evs = append(evs, ev)
+		if onEvent != nil {
+			onEvent(ev, kill)
+		}
+	}
+	err = cmd.Wait()
+	r := result{stdout: stdout.String(), stderr: errb.String(), duration: time.Since(start), events: evs}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
 		e.t.Fatalf("running k4t: %v", err)
 	}
-	r.events = parseEvents(r.stdout)
 	return r
-}
-
-func parseEvents(s string) []map[string]any {
-	var evs []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(s))
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var ev map[string]any
-		if json.Unmarshal(sc.Bytes(), &ev) == nil {
-			evs = append(evs, ev)
-		}
-	}
-	return evs
 }
 
 // exec runs a command on a lab host and fails the test on error.

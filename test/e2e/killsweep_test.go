@@ -1,16 +1,12 @@
 package e2e
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -112,65 +108,54 @@ func runErrors(evs []map[string]any) []string {
 // runKilled starts `k4t create cluster` and kills it at kp.
 func (e *env) runKilled(t *testing.T, kp killPoint, rng *rand.Rand, prevPhase string) sweepRun {
 	t.Helper()
-	cmd := exec.Command(e.bin, "--state-dir", e.stateDir, "-o", "json", "create", "cluster", "-f", e.inv, "--accept-new-hosts")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
+	var mu sync.Mutex
 	run := sweepRun{}
-	kill := func(at string) {
-		once.Do(func() {
-			cmd.Process.Signal(syscall.SIGKILL)
-			run.point, run.at, run.killedAt = kp.String(), at, time.Since(start)
-		})
-	}
+	var stop func(at string) // set at the first event; the kill may come from a timer
 	stopWatch := make(chan struct{})
 	defer close(stopWatch)
 	nth, seen, inPhase := 0, 0, false
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var ev map[string]any
-		if json.Unmarshal(sc.Bytes(), &ev) != nil {
-			continue
+	res := e.k4tWatched(func(ev map[string]any, kill func()) {
+		if stop == nil {
+			stop = func(at string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if run.point == "" {
+					kill()
+					run.point, run.at, run.killedAt = kp.String(), at, time.Since(start)
+				}
+			}
 		}
-		run.events = append(run.events, ev)
 		if ev["type"] == "phase_end" && ev["phase"] == prevPhase && run.recovered == 0 {
 			run.recovered = time.Since(start)
 		}
 		if ev["phase"] != kp.phase {
-			continue
+			return
 		}
 		switch {
 		case ev["type"] == "phase_start":
 			inPhase = true
 			switch {
 			case kp.onHost != "":
-				go e.killDuringKubeadm(kp.onHost, time.Second+time.Duration(rng.Int64N(int64(5*time.Second))), stopWatch, kill)
+				go e.killDuringKubeadm(kp.onHost, time.Second+time.Duration(rng.Int64N(int64(5*time.Second))), stopWatch, stop)
 			case maxChange[kp.phase] > 0:
 				nth = 1 + rng.IntN(maxChange[kp.phase])
 			default:
 				d := time.Duration(rng.Int64N(int64(300 * time.Millisecond)))
-				time.AfterFunc(d, func() { kill(fmt.Sprintf("%s into the phase", d.Round(time.Millisecond))) })
+				time.AfterFunc(d, func() { stop(fmt.Sprintf("%s into the phase", d.Round(time.Millisecond))) })
 			}
 		case ev["type"] == "change" && ev["action"] == "applied" && inPhase && nth > 0:
 			seen++
 			if seen == nth {
-				kill(fmt.Sprintf("change %d: %v %v", seen, ev["host"], ev["message"]))
+				stop(fmt.Sprintf("change %d: %v %v", seen, ev["host"], ev["message"]))
 			}
 		case ev["type"] == "phase_end":
-			kill(fmt.Sprintf("the end of the phase (%d change(s))", seen))
+			stop(fmt.Sprintf("the end of the phase (%d change(s))", seen))
 		}
-	}
-	err = cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); ok {
-		run.code = ee.ExitCode()
-	}
+	}, "create", "cluster", "-f", e.inv, "--accept-new-hosts")
+	mu.Lock()
+	defer mu.Unlock()
+	run.code, run.events = res.code, res.events
 	if run.recovered == 0 {
 		run.recovered = run.killedAt
 	}

@@ -1,16 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -201,29 +197,14 @@ func mustHosts(t *testing.T, l *lab.Lab) []lab.Host {
 // createKilledInEtcd starts a create and SIGKILLs k4t once the etcd phase
 // has applied its first change.
 func (e *env) createKilledInEtcd(t *testing.T, phases string) time.Duration {
-	cmd := exec.Command(e.bin, "--state-dir", e.stateDir, "-o", "json", "create", "cluster", "-f", e.inv, "--accept-new-hosts", phases)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
 	killed := time.Duration(0)
-	for sc.Scan() {
-		var ev map[string]any
-		if json.Unmarshal(sc.Bytes(), &ev) != nil {
-			continue
-		}
+	e.k4tWatched(func(ev map[string]any, kill func()) {
 		if ev["type"] == "change" && ev["phase"] == "etcd" && ev["action"] == "applied" && killed == 0 {
-			cmd.Process.Signal(syscall.SIGKILL)
+			kill()
 			killed = time.Since(start)
 		}
-	}
-	cmd.Wait()
+	}, "create", "cluster", "-f", e.inv, "--accept-new-hosts", phases)
 	if killed == 0 {
 		t.Fatalf("k4t ended before the etcd phase applied anything")
 	}
@@ -423,35 +404,21 @@ func (e *env) failover(t *testing.T) {
 // dropConnectionMidRun kills master2's sshd session processes while k4t is
 // in the slb phase (master2 idle): the etcd phase must still reach master2.
 func (e *env) dropConnectionMidRun(t *testing.T, phases string) {
-	cmd := exec.Command(e.bin, "--state-dir", e.stateDir, "-o", "json", "apply", "-f", e.inv, phases)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	killed := ""
-	for sc.Scan() {
-		var ev map[string]any
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev["type"] == "phase_start" && ev["phase"] == "slb" && killed == "" {
+	r := e.k4tWatched(func(ev map[string]any, _ func()) {
+		if ev["type"] == "phase_start" && ev["phase"] == "slb" && killed == "" {
 			// Every root session but the one this command runs in.
 			killed, _ = e.tryExec("master2", `for p in $(pgrep -f 'sshd: root@notty'); do [ "$p" != "$PPID" ] && kill -9 "$p" && echo "$p"; done; true`)
 			if killed == "" {
 				killed = "(none)"
 			}
 		}
-	}
-	err = cmd.Wait()
+	}, "apply", "-f", e.inv, phases)
 	if killed == "" || killed == "(none)" {
 		t.Fatalf("no sshd session of k4t's was killed on master2 (%q)", killed)
 	}
-	if err != nil {
-		t.Fatalf("apply after master2's connection was killed: %v\n%s", err, stderr.String())
+	if r.code != 0 {
+		t.Fatalf("apply after master2's connection was killed: exit %d\n%s", r.code, r.stderr)
 	}
 	t.Logf("killed sshd session(s) %s on master2; the run redialled and finished", strings.Join(strings.Fields(killed), ","))
 }
