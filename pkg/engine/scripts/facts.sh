@@ -13,4 +13,5 @@ echo "overlay=$(grep -qw overlay /proc/filesystems && echo yes || echo no)"
 for u in etcd haproxy keepalived kube-apiserver kubelet containerd; do systemctl is-active -q $u 2>/dev/null && echo "active=$u"; done
 for c in systemctl sha256sum ip iptables sysctl mount tar; do command -v $c >/dev/null || echo "missing=$c"; done
 for p in apt-get dnf yum apk; do command -v $p >/dev/null && { echo "pkg=$p"; break; }; done
-for k in net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables net.ipv4.ip_nonlocal_bind; do echo "sysctl=$k=$(cat /proc/sys/$(echo $k | tr . /) 2>/dev/null)"; done
+# The live value of each key k4t's sysctl file sets (the file is the list).
+for k in $(sed -n 's/^ *\([a-z0-9_.-]*\) *=.*/\1/p' /etc/sysctl.d/99-k4t.conf 2>/dev/null); do echo "sysctl=$k=$(cat /proc/sys/$(echo $k | tr . /) 2>/dev/null)"; done
