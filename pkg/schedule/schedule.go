@@ -115,7 +115,8 @@ func (s *Scheduler) CronDaemonState() (string, bool) {
 // (systemd as PID 1), or writes its cron entry, replacing an earlier one of
 // the same name.
 func (s *Scheduler) Install(ctx context.Context, j Job) (*Installed, error) {
-	if init := s.initName(); init == "systemd" {
+	init := s.initName()
+	if init == "systemd" {
 		unitDir := s.path(SystemdUnitDir)
 		for p, b := range map[string][]byte{filepath.Join(unitDir, j.Name+".service"): j.Service, filepath.Join(unitDir, j.Name+".timer"): j.Timer} {
 			if err := writeLocal(p, b, 0o644); err != nil {
@@ -129,20 +130,19 @@ func (s *Scheduler) Install(ctx context.Context, j Job) (*Installed, error) {
 			return nil, err
 		}
 		return &Installed{Kind: Systemd, Files: []string{SystemdUnitDir + "/" + j.Name + ".service", SystemdUnitDir + "/" + j.Name + ".timer"}}, nil
-	} else {
-		daemon, running := s.CronDaemonState()
-		if daemon == "" {
-			return nil, fmt.Errorf("schedule: this machine has no systemd as PID 1 (PID 1 is %q) and no cron daemon is installed — install cron (`apt-get install cron`, then start it) and re-run, or run %s from your own scheduler (it is written)", init, j.Script)
-		}
-		if err := writeLocal(s.path(CronDir+"/"+j.Name), j.Cron, 0o644); err != nil {
-			return nil, err
-		}
-		in := &Installed{Kind: Cron, Files: []string{CronDir + "/" + j.Name}}
-		if !running {
-			in.Warning = fmt.Sprintf("cron (%s) is installed but not running: the entry runs only once it is started (e.g. `service cron start`)", daemon)
-		}
-		return in, nil
 	}
+	daemon, running := s.CronDaemonState()
+	if daemon == "" {
+		return nil, fmt.Errorf("schedule: this machine has no systemd as PID 1 (PID 1 is %q) and no cron daemon is installed — install cron (`apt-get install cron`, then start it) and re-run, or run %s from your own scheduler (it is written)", init, j.Script)
+	}
+	if err := writeLocal(s.path(CronDir+"/"+j.Name), j.Cron, 0o644); err != nil {
+		return nil, err
+	}
+	in := &Installed{Kind: Cron, Files: []string{CronDir + "/" + j.Name}}
+	if !running {
+		in.Warning = fmt.Sprintf("cron (%s) is installed but not running: the entry runs only once it is started (e.g. `service cron start`)", daemon)
+	}
+	return in, nil
 }
 
 func writeLocal(path string, data []byte, mode os.FileMode) error {
