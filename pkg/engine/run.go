@@ -137,7 +137,7 @@ func (r *Run) Facts(ctx context.Context, hc *HostCtx) (*Facts, error) {
 
 func gatherFacts(ctx context.Context, hc *HostCtx) (*Facts, error) {
 	start := time.Now()
-	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "sh -s -- " + transport.ShellQuote(hc.Host.InternalAddress), Stdin: []byte(factsScript), Timeout: 30 * time.Second})
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "sh -s -- " + transport.ShellQuote(hc.Host.InternalAddress), Stdin: []byte(factsScript), Timeout: 30 * time.Second, ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("gathering facts: %w", err)
 	}

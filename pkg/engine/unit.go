@@ -17,7 +17,7 @@ type UnitState struct {
 
 // GetUnitState asks systemd about unit in one command.
 func GetUnitState(ctx context.Context, h transport.Host, unit string) (UnitState, error) {
-	res, err := h.Run(ctx, transport.Cmd{Command: fmt.Sprintf("systemctl is-enabled %[1]s; systemctl is-active %[1]s; systemctl show -p ActiveEnterTimestamp --value %[1]s; true", unit)})
+	res, err := h.Run(ctx, transport.Cmd{Command: fmt.Sprintf("systemctl is-enabled %[1]s; systemctl is-active %[1]s; systemctl show -p ActiveEnterTimestamp --value %[1]s; true", unit), ReadOnly: true})
 	if err != nil {
 		return UnitState{}, err
 	}

@@ -81,7 +81,7 @@ func ReadHostCerts(ctx context.Context, h transport.Host, files []string) (conte
 	for i, f := range files {
 		args[i] = transport.ShellQuote(f)
 	}
-	res, err := h.Run(ctx, transport.Cmd{Command: "sh -s -- " + strings.Join(args, " "), Stdin: []byte(readCertsScript), Timeout: time.Minute})
+	res, err := h.Run(ctx, transport.Cmd{Command: "sh -s -- " + strings.Join(args, " "), Stdin: []byte(readCertsScript), Timeout: time.Minute, ReadOnly: true})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -182,7 +182,7 @@ func RenewCerts(ctx context.Context, r *engine.Run, o RenewOptions) (*RenewResul
 // pods were paused left aside, on every master; a change only where there are.
 func (rn *renewer) restorePaused(ctx context.Context) error {
 	return engine.OnHosts(ctx, rn.r, certsPhase, rn.r.Cluster.Masters(), func(ctx context.Context, hc *engine.HostCtx) error {
-		res, err := hc.Conn.Run(ctx, transport.Cmd{Command: fmt.Sprintf("ls %s/*.yaml 2>/dev/null; true", pausedDir)})
+		res, err := hc.Conn.Run(ctx, transport.Cmd{Command: fmt.Sprintf("ls %s/*.yaml 2>/dev/null; true", pausedDir), ReadOnly: true})
 		if err != nil || strings.TrimSpace(string(res.Stdout)) == "" {
 			return err
 		}
@@ -445,7 +445,7 @@ func (rn *renewer) restartPods(ctx context.Context, hc *engine.HostCtx, pods []s
 		names = append(names, p)
 	}
 	filter := "^(" + strings.Join(names, "|") + ")$"
-	before, err := hc.Conn.Run(ctx, transport.Cmd{Command: crictl + " ps -q --name '" + filter + "'", Timeout: 30 * time.Second})
+	before, err := hc.Conn.Run(ctx, transport.Cmd{Command: crictl + " ps -q --name '" + filter + "'", Timeout: 30 * time.Second, ReadOnly: true})
 	if err != nil {
 		return err
 	}
@@ -463,7 +463,7 @@ func (rn *renewer) restartPods(ctx context.Context, hc *engine.HostCtx, pods []s
 		}
 	}()
 	if err := rn.wait(ctx, hc, rn.goneTO, "containers of "+strings.Join(pods, ", ")+" to stop", func() (bool, string, error) {
-		res, err := hc.Conn.Run(ctx, transport.Cmd{Command: crictl + " ps -q --name '" + filter + "'", Timeout: 30 * time.Second})
+		res, err := hc.Conn.Run(ctx, transport.Cmd{Command: crictl + " ps -q --name '" + filter + "'", Timeout: 30 * time.Second, ReadOnly: true})
 		if err != nil {
 			return false, "", err
 		}
@@ -480,7 +480,7 @@ func (rn *renewer) restartPods(ctx context.Context, hc *engine.HostCtx, pods []s
 	return rn.wait(ctx, hc, rn.readyTO, "new containers of "+strings.Join(pods, ", "), func() (bool, string, error) {
 		var missing []string
 		for _, p := range pods {
-			res, err := hc.Conn.Run(ctx, transport.Cmd{Command: crictl + " ps -q --name '^" + p + "$'", Timeout: 30 * time.Second})
+			res, err := hc.Conn.Run(ctx, transport.Cmd{Command: crictl + " ps -q --name '^" + p + "$'", Timeout: 30 * time.Second, ReadOnly: true})
 			if err != nil {
 				return false, "", err
 			}
@@ -591,7 +591,7 @@ func (rn *renewer) waitHAProxyUp(ctx context.Context, m *v1alpha1.Host) error {
 		}
 		hc := &engine.HostCtx{Host: s, Conn: conn, Run: rn.r}
 		if err := rn.wait(ctx, hc, time.Minute, "HAProxy to see "+m.Name+" UP", func() (bool, string, error) {
-			res, err := conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second})
+			res, err := conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second, ReadOnly: true})
 			if err != nil {
 				return false, "", err
 			}

@@ -127,7 +127,7 @@ func kubeadmChange(ctx context.Context, hc *engine.HostCtx, phase, desc, marker,
 	if fi.Exists {
 		return nil, nil
 	}
-	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "ls /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /etc/kubernetes/manifests/kube-apiserver.yaml /var/lib/kubelet/config.yaml 2>/dev/null; pgrep -x kubeadm; true"})
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "ls /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /etc/kubernetes/manifests/kube-apiserver.yaml /var/lib/kubelet/config.yaml 2>/dev/null; pgrep -x kubeadm; true", ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +301,7 @@ func ensureToken(ctx context.Context, r *engine.Run) error {
 	if err != nil {
 		return err
 	}
-	res, err := conn.Run(ctx, transport.Cmd{Command: fmt.Sprintf("kubeadm token list --kubeconfig %s -o jsonpath='{.token}{\"\\n\"}' | cut -d. -f1", adminConf), Timeout: time.Minute})
+	res, err := conn.Run(ctx, transport.Cmd{Command: fmt.Sprintf("kubeadm token list --kubeconfig %s -o jsonpath='{.token}{\"\\n\"}' | cut -d. -f1", adminConf), Timeout: time.Minute, ReadOnly: true})
 	if err != nil {
 		return engine.WrapPhase("control-plane", first.Name, fmt.Errorf("listing bootstrap tokens: %w", err))
 	}

@@ -210,7 +210,7 @@ func Etcdctl(ctx context.Context, r *engine.Run, h *v1alpha1.Host, args string) 
 	if err != nil {
 		return "", err
 	}
-	res, err := conn.Run(ctx, transport.Cmd{Command: etcdctlCmd(r.Cluster.EtcdMembers(), args), Timeout: 30 * time.Second})
+	res, err := conn.Run(ctx, transport.Cmd{Command: etcdctlCmd(r.Cluster.EtcdMembers(), args), Timeout: 30 * time.Second, ReadOnly: true})
 	if err != nil {
 		return "", err
 	}

@@ -125,7 +125,7 @@ func probeMember(ctx context.Context, r *engine.Run, h *v1alpha1.Host) (etcdMemb
 	dir := transport.ShellQuote(r.Cluster.Spec.Etcd.DataDir)
 	cmd := fmt.Sprintf(`echo active=$(systemctl is-active etcd); [ -d %[1]s/member/wal ] && echo data=yes; [ -n "$(ls -A %[1]s 2>/dev/null)" ] && echo used=yes; sed -n 's/^ETCD_INITIAL_CLUSTER_STATE=/state=/p' %[2]s 2>/dev/null; true`,
 		dir, templates.EtcdEnvPath)
-	res, err := conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 30 * time.Second})
+	res, err := conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 30 * time.Second, ReadOnly: true})
 	if err != nil {
 		return etcdMemberState{}, fmt.Errorf("reading etcd's state: %w", err)
 	}
@@ -154,7 +154,7 @@ func etcdHealthyCount(ctx context.Context, r *engine.Run, from *v1alpha1.Host, m
 	if err != nil {
 		return 0, err
 	}
-	res, err := conn.Run(ctx, transport.Cmd{Command: etcdctlCmd(members, "endpoint health -w json"), Timeout: 30 * time.Second})
+	res, err := conn.Run(ctx, transport.Cmd{Command: etcdctlCmd(members, "endpoint health -w json"), Timeout: 30 * time.Second, ReadOnly: true})
 	var health []struct {
 		Health bool `json:"health"`
 	}

@@ -21,7 +21,7 @@ import (
 func WaitAPIServerReady(ctx context.Context, hc *engine.HostCtx, server string, timeout time.Duration) error {
 	cmd := fmt.Sprintf("kubectl --kubeconfig %s --server %s get --raw /readyz", adminConf, server)
 	err := engine.Poll(ctx, timeout, 2*time.Second, func(ctx context.Context) (bool, error) {
-		_, err := hc.Conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second})
+		_, err := hc.Conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second, ReadOnly: true})
 		return err == nil, err
 	})
 	if errors.Is(err, engine.ErrTimeout) {
@@ -51,7 +51,7 @@ func waitEtcd(ctx context.Context, r *engine.Run, from *v1alpha1.Host, endpoints
 	}
 	var last string
 	err = engine.Poll(ctx, timeout, time.Second, func(ctx context.Context) (bool, error) {
-		res, err := conn.Run(ctx, transport.Cmd{Command: etcdctlCmd(endpoints, "endpoint health -w simple"), Timeout: 30 * time.Second})
+		res, err := conn.Run(ctx, transport.Cmd{Command: etcdctlCmd(endpoints, "endpoint health -w simple"), Timeout: 30 * time.Second, ReadOnly: true})
 		out := string(res.Stdout)
 		if last = strings.TrimSpace(out); err != nil && last == "" {
 			last = err.Error()
@@ -74,7 +74,7 @@ func VIPHolders(ctx context.Context, r *engine.Run) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, err := conn.Run(ctx, transport.Cmd{Command: "ip -o -4 addr show", Timeout: 10 * time.Second})
+		res, err := conn.Run(ctx, transport.Cmd{Command: "ip -o -4 addr show", Timeout: 10 * time.Second, ReadOnly: true})
 		if err != nil {
 			return nil, err
 		}

@@ -117,7 +117,7 @@ func (p *Runtime) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 func (p *Runtime) imageChanges(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	r := hc.Run
 	present := map[string]bool{}
-	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "command -v ctr >/dev/null && ctr -n k8s.io images ls -q 2>/dev/null; true", Timeout: time.Minute})
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "command -v ctr >/dev/null && ctr -n k8s.io images ls -q 2>/dev/null; true", Timeout: time.Minute, ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}

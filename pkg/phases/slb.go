@@ -44,7 +44,7 @@ func (s *SLB) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, e
 	}
 	var out []*engine.Change
 	// socat speaks to HAProxy's runtime socket (certs renew takes masters out).
-	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "command -v haproxy >/dev/null && command -v keepalived >/dev/null && command -v socat >/dev/null && echo present; true"})
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "command -v haproxy >/dev/null && command -v keepalived >/dev/null && command -v socat >/dev/null && echo present; true", ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +333,7 @@ func (s *SLB) validate(ctx context.Context, hc *engine.HostCtx, files []*engine.
 		return p
 	}
 	var errs []error
-	if _, err := hc.Conn.Run(ctx, transport.Cmd{Command: "haproxy -c -q -f " + path(haproxyCfg), Timeout: 30 * time.Second}); err != nil {
+	if _, err := hc.Conn.Run(ctx, transport.Cmd{Command: "haproxy -c -q -f " + path(haproxyCfg), Timeout: 30 * time.Second, ReadOnly: true}); err != nil {
 		errs = append(errs, validatorError(hc, "haproxy -c", err))
 	}
 	// keepalived -t refuses a config whose check script is missing, so the
@@ -391,7 +391,7 @@ func keepalivedLogs(ctx context.Context, r *engine.Run) string {
 		if err != nil {
 			continue
 		}
-		res, _ := conn.Run(ctx, transport.Cmd{Command: "journalctl -u keepalived -n 8 --no-pager -o short-precise", Timeout: 10 * time.Second})
+		res, _ := conn.Run(ctx, transport.Cmd{Command: "journalctl -u keepalived -n 8 --no-pager -o short-precise", Timeout: 10 * time.Second, ReadOnly: true})
 		fmt.Fprintf(&b, "  %s:\n%s\n", h.Name, engine.Indent(string(res.Stdout)))
 	}
 	return b.String()

@@ -5,6 +5,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -47,7 +48,16 @@ type Cmd struct {
 	Timeout time.Duration
 	// Secret marks Stdin (and the output) as secret: never logged.
 	Secret bool
+	// ReadOnly marks a command that changes nothing on the host (a probe,
+	// a health check), so that, should the connection drop while it runs,
+	// it is run once more on a new connection instead of failing the run.
+	ReadOnly bool
 }
+
+// ErrConnDropped is the cause of a command's failure when the connection
+// it ran on died before the command's exit status arrived: whether the
+// command ran, and how far, is unknown.
+var ErrConnDropped = errors.New("the connection dropped while the command ran")
 
 // DefaultTimeout bounds a command that names no timeout.
 const DefaultTimeout = 5 * time.Minute

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -409,5 +410,36 @@ func TestDroppedConnectionIsRedialled(t *testing.T) {
 	}
 	if srv.Conns() != 2 {
 		t.Errorf("%d connections, want 2 (the first and one redial)", srv.Conns())
+	}
+}
+
+// A connection that drops while a command runs: a read-only command is run
+// again on a new connection; any other fails with ErrConnDropped, since
+// whether it ran is unknown.
+func TestConnectionDroppedMidCommand(t *testing.T) {
+	for _, readOnly := range []bool{true, false} {
+		k := newTestKey(t)
+		srv, cfg := keyServer(t, k, sshtest.Options{})
+		h := dial(t, cfg)
+		marker := filepath.Join(t.TempDir(), "ran")
+		go func() {
+			for i := 0; i < 500; i++ {
+				if _, err := os.Stat(marker); err == nil {
+					srv.DropConns()
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+		// The first run marks the file and sleeps until dropped; a second
+		// run finds it marked and answers at once.
+		cmd := fmt.Sprintf("if [ -e %[1]s ]; then echo again; else touch %[1]s; sleep 10; fi", marker)
+		res, err := h.Run(context.Background(), transport.Cmd{Command: cmd, Timeout: 20 * time.Second, ReadOnly: readOnly})
+		switch {
+		case readOnly && (err != nil || strings.TrimSpace(string(res.Stdout)) != "again"):
+			t.Errorf("read-only command after the drop: %q, %v; want it run again", res.Stdout, err)
+		case !readOnly && !errors.Is(err, transport.ErrConnDropped):
+			t.Errorf("mutating command after the drop: %v; want ErrConnDropped", err)
+		}
 	}
 }

@@ -23,8 +23,9 @@ import (
 func (h *sshHost) Stat(ctx context.Context, p string) (FileInfo, error) {
 	q := ShellQuote(p)
 	res, err := h.Run(ctx, Cmd{
-		Command: "[ -e " + q + " ] || { echo absent; exit 0; }; stat -Lc '%a %U:%G' " + q + " && sha256sum < " + q,
-		Timeout: 5 * time.Minute,
+		Command:  "[ -e " + q + " ] || { echo absent; exit 0; }; stat -Lc '%a %U:%G' " + q + " && sha256sum < " + q,
+		Timeout:  5 * time.Minute,
+		ReadOnly: true,
 	})
 	if err != nil {
 		return FileInfo{}, fmt.Errorf("stat %s: %w", p, err)
@@ -301,7 +302,7 @@ func (h *sshHost) putSudo(ctx context.Context, p putPlan) (err error) {
 func (h *sshHost) Get(ctx context.Context, p string) ([]byte, error) {
 	if h.cfg.useSudo() {
 		q := ShellQuote(p)
-		res, err := h.Run(ctx, Cmd{Command: "[ -e " + q + " ] || { echo k4t-absent >&2; exit 1; }; cat " + q})
+		res, err := h.Run(ctx, Cmd{Command: "[ -e " + q + " ] || { echo k4t-absent >&2; exit 1; }; cat " + q, ReadOnly: true})
 		var ce *CmdError
 		if errors.As(err, &ce) && strings.Contains(ce.Stderr, "k4t-absent") {
 			return nil, fmt.Errorf("%s: reading %s: %w", h.Name(), p, fs.ErrNotExist)
@@ -311,6 +312,19 @@ func (h *sshHost) Get(ctx context.Context, p string) ([]byte, error) {
 		}
 		return res.Stdout, nil
 	}
+	conn := h.conn()
+	b, err := h.getSFTP(ctx, p)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && h.redial != nil && ctx.Err() == nil && gone(conn) {
+		// A read changes nothing: read again on a new connection.
+		if rerr := h.reconnect(ctx, conn); rerr != nil {
+			return nil, fmt.Errorf("%w (redialling failed too: %v)", err, rerr)
+		}
+		return h.getSFTP(ctx, p)
+	}
+	return b, err
+}
+
+func (h *sshHost) getSFTP(ctx context.Context, p string) ([]byte, error) {
 	c, err := h.sftp()
 	if err != nil {
 		return nil, err

@@ -101,17 +101,36 @@ func (h *sshHost) reconnect(ctx context.Context, old *ssh.Client) error {
 	return nil
 }
 
-// session opens a session, redialling once when the connection is gone.
-func (h *sshHost) session(ctx context.Context) (*ssh.Session, error) {
+// session opens a session, redialling once when the connection is gone. It
+// returns the connection the session runs on.
+func (h *sshHost) session(ctx context.Context) (*ssh.Session, *ssh.Client, error) {
 	c := h.conn()
 	sess, err := c.NewSession()
 	if err == nil || h.redial == nil {
-		return sess, err
+		return sess, c, err
 	}
 	if rerr := h.reconnect(ctx, c); rerr != nil {
-		return nil, fmt.Errorf("%w (redialling failed too: %v)", err, rerr)
+		return nil, c, fmt.Errorf("%w (redialling failed too: %v)", err, rerr)
 	}
-	return h.conn().NewSession()
+	c = h.conn()
+	sess, err = c.NewSession()
+	return sess, c, err
+}
+
+// gone tells whether connection c is dead: a keepalive request fails or
+// goes unanswered for a few seconds.
+func gone(c *ssh.Client) bool {
+	replied := make(chan error, 1)
+	go func() {
+		_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+		replied <- err
+	}()
+	select {
+	case err := <-replied:
+		return err != nil
+	case <-time.After(5 * time.Second):
+		return true
+	}
 }
 
 func (h *sshHost) keepalive(client *ssh.Client, every time.Duration) {
@@ -180,7 +199,13 @@ func (h *sshHost) Run(ctx context.Context, cmd Cmd) (Result, error) {
 	}
 	marker := randSuffix()
 	line, stdin := h.withSudo(remoteLine(cmd, marker), cmd.Stdin)
-	return h.exec(ctx, cmd, line, stdin, marker)
+	res, err := h.exec(ctx, cmd, line, stdin, marker)
+	if cmd.ReadOnly && h.redial != nil && errors.Is(err, ErrConnDropped) && ctx.Err() == nil {
+		h.cfg.log().Warn("ssh connection dropped during a read-only command; running it again on a new one",
+			"host", h.Name(), "cmd", trimCommand(cmd.Command))
+		return h.exec(ctx, cmd, line, stdin, marker)
+	}
+	return res, err
 }
 
 // withSudo prefixes line with sudo when configured (checkSudo must have run)
@@ -265,7 +290,7 @@ func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte, 
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("%s: command %q not started: %w", h.Name(), short, err)
 	}
-	sess, err := h.session(ctx)
+	sess, conn, err := h.session(ctx)
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: opening an ssh session: %w — the connection to %s is gone; re-run", h.Name(), err, h.cfg.Addr)
 	}
@@ -320,9 +345,12 @@ func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte, 
 			if sig := ee.Signal(); sig != "" {
 				res.Stderr = append(res.Stderr, []byte("\n(killed by signal "+sig+")")...)
 			}
+		case gone(conn):
+			h.cfg.log().Debug("ssh connection dropped", "host", h.Name(), "cmd", short, "duration", res.Duration, "err", err)
+			return res, fmt.Errorf("%s: command %q: %w — re-run to go on", h.Name(), short, ErrConnDropped)
 		case errors.As(err, &em):
 			code = -1
-			res.Stderr = append(res.Stderr, []byte("\n(no exit status: the connection may have dropped)")...)
+			res.Stderr = append(res.Stderr, []byte("\n(no exit status)")...)
 		default:
 			h.cfg.log().Debug("ssh run failed", "host", h.Name(), "cmd", short, "duration", res.Duration, "err", err)
 			return res, fmt.Errorf("%s: command %q: %w", h.Name(), short, err)
