@@ -55,6 +55,10 @@ func Inventory(hosts []Host, keyFile, vip string) (*v1alpha1.Cluster, error) {
 		ImageGCLowThresholdPercent:  99,
 	}
 	c.Spec.Kubernetes.Containerd = v1alpha1.Containerd{RestrictOOMScoreAdj: true}
+	// /proc/sys is read-only in an nspawn host: kube-proxy must not set
+	// nf_conntrack_max (before 1.37 it lowers it to its default).
+	zero := 0
+	c.Spec.Kubernetes.KubeProxy = v1alpha1.KubeProxy{ConntrackMaxPerCore: &zero}
 	return c, nil
 }
 

@@ -186,7 +186,16 @@ func initConfig(r *engine.Run, h *v1alpha1.Host) ([]byte, error) {
 		CertificateValidity: c.Spec.Certificates.Validity.Duration,
 		Kubelet: templates.KubeletSettings{CgroupDriver: driver, FailCgroupV1: k.FailCgroupV1, EvictionHard: k.EvictionHard,
 			ImageGCHighThresholdPercent: k.ImageGCHighThresholdPercent, ImageGCLowThresholdPercent: k.ImageGCLowThresholdPercent},
+		ConntrackMaxPerCore: conntrackMaxPerCore(c.Spec.Kubernetes.KubeProxy.ConntrackMaxPerCore),
 	})
+}
+
+func conntrackMaxPerCore(n *int) *int32 {
+	if n == nil {
+		return nil
+	}
+	v := int32(*n)
+	return &v
 }
 
 func joinConfig(r *engine.Run, h *v1alpha1.Host, controlPlane bool) ([]byte, error) {

@@ -115,6 +115,9 @@ var goldenCases = []struct {
 		return Keepalived(haKeepalived("slb1", "10.77.0.11", nil, KeepalivedPriority(0)))
 	}},
 	{"kubeadm-token.yaml", func() ([]byte, error) { return KubeadmToken(token, 2*time.Hour) }},
+	{"kubeadm-upgrade.yaml", func() ([]byte, error) {
+		return KubeadmUpgrade(KubeadmUpgradeInput{KubernetesVersion: "v1.37.2", IgnorePreflightErrors: []string{"SystemVerification"}})
+	}},
 	{"undo-kubeadm-master2.sh", func() ([]byte, error) { return KubeadmUndo(KubeadmUndoInput{NodeName: "master2"}) }},
 	{"check_haproxy.sh", func() ([]byte, error) { return KeepalivedCheck(KeepalivedCheckInput{}) }},
 	{"check_haproxy-probe.sh", func() ([]byte, error) {

@@ -95,6 +95,9 @@ type KubeadmInput struct {
 	CertificateValidity time.Duration
 	// Kubelet is the cluster-wide KubeletConfiguration.
 	Kubelet KubeletSettings
+	// ConntrackMaxPerCore of kube-proxy; nil keeps its default, 0 leaves
+	// the host's nf_conntrack_max alone.
+	ConntrackMaxPerCore *int32
 }
 
 // KubeletSettings are the KubeletConfiguration fields k4t sets.
@@ -317,6 +320,7 @@ func KubeadmInit(in KubeadmInput) ([]byte, error) {
 		TypeMeta:    typeMeta(kubeproxyv1alpha1.SchemeGroupVersion, "KubeProxyConfiguration"),
 		Mode:        "iptables", // IPVS is not assumed to exist on nodes
 		ClusterCIDR: in.PodSubnet,
+		Conntrack:   kubeproxyv1alpha1.KubeProxyConntrackConfiguration{MaxPerCore: in.ConntrackMaxPerCore},
 	}
 	return marshalDocs("kubeadm init config", initCfg, clusterCfg, kubeletCfg, proxyCfg)
 }
@@ -493,5 +497,43 @@ func KubeadmToken(token string, ttl time.Duration) ([]byte, error) {
 	return marshalDocs("kubeadm token config", kubeadmv1beta4.InitConfiguration{
 		TypeMeta:        typeMeta(kubeadmv1beta4.SchemeGroupVersion, "InitConfiguration"),
 		BootstrapTokens: []bootstraptokenv1.BootstrapToken{bt},
+	})
+}
+
+// KubeadmUpgradeInput is what `kubeadm upgrade apply|node --config` needs.
+type KubeadmUpgradeInput struct {
+	// KubernetesVersion is the target, e.g. "v1.37.2".
+	KubernetesVersion string
+	// IgnorePreflightErrors are the inventory's; never "all".
+	IgnorePreflightErrors []string
+}
+
+// KubeadmUpgrade renders the UpgradeConfiguration of `kubeadm upgrade apply`
+// (first master) and `kubeadm upgrade node` (the others). etcd is k4t's, so
+// kubeadm leaves it alone; images are imported offline, so nothing is
+// pulled; certificates are k4t's to renew (`k4t certs renew`), so kubeadm
+// does not renew them behind k4t's back.
+func KubeadmUpgrade(in KubeadmUpgradeInput) ([]byte, error) {
+	p := problems{what: "kubeadm upgrade config"}
+	if !semverRE.MatchString(in.KubernetesVersion) {
+		p.add("KubernetesVersion: %q is not like v1.37.2", in.KubernetesVersion)
+	}
+	if slices.Contains(in.IgnorePreflightErrors, "all") {
+		p.add("IgnorePreflightErrors: \"all\" would hide every check; name the checks")
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	no := new(bool)
+	return marshalDocs("kubeadm upgrade config", kubeadmv1beta4.UpgradeConfiguration{
+		TypeMeta: typeMeta(kubeadmv1beta4.SchemeGroupVersion, "UpgradeConfiguration"),
+		Apply: kubeadmv1beta4.UpgradeApplyConfiguration{
+			KubernetesVersion: in.KubernetesVersion, CertificateRenewal: no, EtcdUpgrade: no,
+			IgnorePreflightErrors: in.IgnorePreflightErrors, ImagePullPolicy: corev1.PullNever,
+		},
+		Node: kubeadmv1beta4.UpgradeNodeConfiguration{
+			CertificateRenewal: no, EtcdUpgrade: no,
+			IgnorePreflightErrors: in.IgnorePreflightErrors, ImagePullPolicy: corev1.PullNever,
+		},
 	})
 }

@@ -147,6 +147,16 @@ type Kubernetes struct {
 	Kubelet Kubelet `json:"kubelet,omitempty" yaml:"kubelet,omitempty"`
 	// Containerd tunes the container runtime on every node.
 	Containerd Containerd `json:"containerd,omitempty" yaml:"containerd,omitempty"`
+	// KubeProxy tunes kube-proxy on every node.
+	KubeProxy KubeProxy `json:"kubeProxy,omitempty" yaml:"kubeProxy,omitempty"`
+}
+
+// KubeProxy settings that k4t writes into the KubeProxyConfiguration.
+type KubeProxy struct {
+	// ConntrackMaxPerCore: kube-proxy sets nf_conntrack_max to this times
+	// the CPUs; 0 leaves the host's limit alone (hosts whose /proc/sys is
+	// read-only, like containers); unset keeps kube-proxy's default.
+	ConntrackMaxPerCore *int `json:"conntrackMaxPerCore,omitempty" yaml:"conntrackMaxPerCore,omitempty"`
 }
 
 // Kubelet settings that k4t writes into the KubeletConfiguration. Leave
