@@ -5,12 +5,14 @@ export GOTOOLCHAIN := local
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN := bin/k4t
 K8S_VERSION ?= v1.37.2
+# The version the upgrade e2e tests create clusters at, then upgrade from.
+UPGRADE_FROM ?= v1.36.3
 ETCD_VERSION ?= v3.6.16
 ARTIFACT_CACHE ?= /var/cache/k4t/artifacts
 FUZZTIME ?= 30000x
 E2E_TIMEOUT ?= 45m
 
-.PHONY: all build test unit fuzz e2e bench demo demo-down artifacts lab-artifacts lint clean
+.PHONY: all build test unit fuzz e2e bench demo demo-down artifacts upgrade-artifacts lab-artifacts lint clean
 
 all: build
 
@@ -27,6 +29,10 @@ lab-artifacts:
 artifacts:
 	hack/build-artifacts/build.sh all
 
+# The set the upgrade tests start from (~12 min cold: the shared pieces come from `artifacts`).
+upgrade-artifacts: artifacts
+	K8S_VERSION=$(UPGRADE_FROM) hack/build-artifacts/build.sh all
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
@@ -39,7 +45,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./pkg/apis/v1alpha1
 
 # End-to-end tests on real hosts (systemd-nspawn lab): root required.
-e2e: build artifacts
+e2e: build artifacts upgrade-artifacts
 	K4T_LAB_TEST=1 $(GO) test -count=1 -v -timeout 10m -run TestLabE2E ./pkg/lab
 	K4T_E2E=1 K4T_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) ./test/e2e
 

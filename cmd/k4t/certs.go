@@ -44,12 +44,18 @@ func (durationFlag) Type() string { return "duration" }
 // cluster (certs, drain, uncordon) and a Run for it — a plan when dryRun;
 // no artifacts: these commands install nothing — runs fn, and closes both.
 func withHostsRun(cmd *cobra.Command, g *globalFlags, hf hostsFlags, dryRun bool, fn func(*session, *engine.Run) error) error {
+	return withRun(cmd, g, hf, dryRun, false, fn)
+}
+
+// withRun is withHostsRun with the artifact store of the inventory's
+// versions, for commands that install what they push.
+func withRun(cmd *cobra.Command, g *globalFlags, hf hostsFlags, dryRun, withArtifacts bool, fn func(*session, *engine.Run) error) error {
 	s, err := openSession(cmd, g, hf, false)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	r, err := s.run(dryRun, false)
+	r, err := s.run(dryRun, withArtifacts)
 	if err != nil {
 		return err
 	}

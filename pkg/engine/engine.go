@@ -142,7 +142,8 @@ func (e *Engine) phaseBody(ctx context.Context, p Phase) (int, error) {
 	}
 	hp, ok := p.(HostPlanner)
 	if !ok {
-		if c, ok := p.(Checker); ok && !r.DryRun {
+		_, inPlan := p.(PlanChecker)
+		if c, ok := p.(Checker); ok && (!r.DryRun || inPlan) {
 			return 0, WrapPhase(p.Name(), "", c.Check(ctx, r))
 		}
 		return 0, nil

@@ -274,7 +274,7 @@ func (rn *renewer) host(ctx context.Context, h *v1alpha1.Host) (err error) {
 					err = e
 				}
 				if err == nil {
-					err = rn.waitHAProxyUp(ctx, h)
+					err = WaitHAProxyUp(ctx, r, certsPhase, h.Name, time.Minute)
 				}
 			}()
 		}
@@ -579,30 +579,6 @@ const kubeletClientSwap = `set -e; d=` + kubeletPKI + `; n=$d/kubelet-client-$(d
 mv $n.tmp $n; ln -sfn $n $d/kubelet-client-current.pem; rm -f $d/k4t-renewed-client.crt`
 
 const haproxySocket = "/run/haproxy/admin.sock"
-
-// waitHAProxyUp waits until every slb's HAProxy sees the master UP again, so the next
-// master leaves only when this one takes traffic.
-func (rn *renewer) waitHAProxyUp(ctx context.Context, m *v1alpha1.Host) error {
-	cmd := fmt.Sprintf("echo 'show stat' | socat stdio %s | awk -F, '$1==\"%s\" && $2==\"%s\" {print $18}'", haproxySocket, templates.HAProxyBackendName, m.Name)
-	for _, s := range rn.r.Cluster.SLBs() {
-		conn, err := rn.r.Connect(ctx, s)
-		if err != nil {
-			return engine.WrapPhase(certsPhase, s.Name, err)
-		}
-		hc := &engine.HostCtx{Host: s, Conn: conn, Run: rn.r}
-		if err := rn.wait(ctx, hc, time.Minute, "HAProxy to see "+m.Name+" UP", func() (bool, string, error) {
-			res, err := conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second, ReadOnly: true})
-			if err != nil {
-				return false, "", err
-			}
-			st := strings.TrimSpace(string(res.Stdout))
-			return st == "UP", "status " + st, nil
-		}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // etcdStatus is one entry of `etcdctl endpoint status -w json`.
 type etcdStatus struct {

@@ -151,6 +151,19 @@ func Uncordon(ctx context.Context, r *engine.Run, node string) error {
 	return engine.ApplyOrPlan(ctx, r, nil, c)
 }
 
+// uncordon marks node schedulable, if it is not, without planning.
+func uncordon(ctx context.Context, r *engine.Run, node string) error {
+	client, err := kubeClient(ctx, r)
+	if err != nil {
+		return err
+	}
+	n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil || !n.Spec.Unschedulable {
+		return err
+	}
+	return drain.RunCordonOrUncordon(drainHelper(ctx, r, client, DrainOptions{}), n, false)
+}
+
 // eventWriter turns the drain library's lines into events.
 type eventWriter struct {
 	r     *engine.Run

@@ -19,10 +19,21 @@ import (
 
 // WaitAPIServerReady polls kube-apiserver's /readyz at server from the host.
 func WaitAPIServerReady(ctx context.Context, hc *engine.HostCtx, server string, timeout time.Duration) error {
+	return waitAPIServerReadyFor(ctx, hc, server, timeout, 1)
+}
+
+// waitAPIServerReadyFor waits until /readyz has answered ok times in a
+// row, 2s apart: after a kubelet restart, which may recreate the static
+// pods a few seconds later, one answer from the old container proves little.
+func waitAPIServerReadyFor(ctx context.Context, hc *engine.HostCtx, server string, timeout time.Duration, ok int) error {
 	cmd := fmt.Sprintf("kubectl --kubeconfig %s --server %s get --raw /readyz", adminConf, server)
+	inRow := 0
 	err := engine.Poll(ctx, timeout, 2*time.Second, func(ctx context.Context) (bool, error) {
 		_, err := hc.Conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second, ReadOnly: true})
-		return err == nil, err
+		if inRow = inRow + 1; err != nil {
+			inRow = 0
+		}
+		return inRow >= ok, err
 	})
 	if errors.Is(err, engine.ErrTimeout) {
 		return engine.Errorf(hc.Name(), "control-plane", "check 'crictl ps -a' and 'journalctl -u kubelet' on "+hc.Name(),

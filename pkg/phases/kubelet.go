@@ -2,6 +2,8 @@ package phases
 
 import (
 	"context"
+	"strings"
+	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/engine"
@@ -21,14 +23,17 @@ func (*Kubelet) Hosts(r *engine.Run) []*v1alpha1.Host { return kubeNodes(r) }
 
 func (p *Kubelet) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	cs := engine.NewChanges(hc, p.Name())
+	newKubelet := false
 	for _, name := range []string{"kubeadm", "kubelet", "kubectl"} {
 		f, err := artifactFile(ctx, hc.Run, name)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := cs.File(ctx, f, engine.FileOpts{Binary: true}); err != nil {
+		changed, err := cs.File(ctx, f, engine.FileOpts{Binary: true})
+		if err != nil {
 			return nil, err
 		}
+		newKubelet = newKubelet || (changed && name == "kubelet")
 	}
 	unit, err := templates.KubeletUnit(templates.KubeletInput{})
 	if err != nil {
@@ -49,6 +54,11 @@ func (p *Kubelet) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 	if err != nil {
 		return nil, err
 	}
+	if newKubelet && st.Active {
+		if err := sameKubeletVersion(ctx, hc); err != nil {
+			return nil, err
+		}
+	}
 	if changed {
 		cs.Add(engine.CommandChange(hc, p.Name(), "systemctl daemon-reload", "systemctl daemon-reload"))
 	}
@@ -61,4 +71,20 @@ func (p *Kubelet) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 		cs.Add(engine.RestartChange(hc, "kubelet"))
 	}
 	return cs.List, nil
+}
+
+// sameKubeletVersion refuses to swap a running kubelet for another version:
+// that is an upgrade, which drains the node first and goes one minor at a
+// time (`k4t upgrade`), not something apply does to every node at once.
+func sameKubeletVersion(ctx context.Context, hc *engine.HostCtx) error {
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "kubelet --version", Timeout: 30 * time.Second, ReadOnly: true})
+	if err != nil {
+		return nil // no usable kubelet there: installing one is apply's job
+	}
+	running := strings.TrimPrefix(strings.TrimSpace(string(res.Stdout)), "Kubernetes ")
+	if want := hc.Run.Cluster.Spec.Kubernetes.Version; running != want {
+		return engine.Errorf(hc.Name(), "kubelet", "run `k4t upgrade -f` with this inventory to upgrade node by node (or set spec.kubernetes.version back to "+running+")",
+			"%s runs kubelet %s and the inventory says %s: apply does not change Kubernetes versions", hc.Name(), running, want)
+	}
+	return nil
 }

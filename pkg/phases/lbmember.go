@@ -2,6 +2,7 @@ package phases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -104,6 +105,36 @@ func haproxyServer(ctx context.Context, r *engine.Run, phase, m, verb string) er
 				return nil
 			}}
 		if err := engine.ApplyChange(ctx, r, conn, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WaitHAProxyUp waits until every slb's HAProxy sees master m UP again, so
+// the next master leaves only when this one takes traffic.
+func WaitHAProxyUp(ctx context.Context, r *engine.Run, phase, m string, timeout time.Duration) error {
+	cmd := fmt.Sprintf("echo 'show stat' | socat stdio %s | awk -F, '$1==\"%s\" && $2==\"%s\" {print $18}'", haproxySocket, templates.HAProxyBackendName, m)
+	for _, s := range r.Cluster.SLBs() {
+		conn, err := r.Connect(ctx, s)
+		if err != nil {
+			return engine.WrapPhase(phase, s.Name, err)
+		}
+		last := ""
+		err = engine.Poll(ctx, timeout, time.Second, func(ctx context.Context) (bool, error) {
+			res, err := conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second, ReadOnly: true})
+			if err != nil {
+				last = err.Error()
+				return false, nil
+			}
+			last = "status " + strings.TrimSpace(string(res.Stdout))
+			return last == "status UP", nil
+		})
+		if errors.Is(err, engine.ErrTimeout) {
+			return engine.Errorf(s.Name, phase, "check kube-apiserver on "+m+" ('crictl ps -a', 'journalctl -u kubelet') and HAProxy's log on "+s.Name,
+				"waited %s for HAProxy to see %s UP (last: %s)", timeout, m, last)
+		}
+		if err != nil {
 			return err
 		}
 	}

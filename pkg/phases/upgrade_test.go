@@ -1,0 +1,120 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pmezard/go-difflib/difflib"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/engine"
+	"k4t.io/k4t/pkg/events"
+	"k4t.io/k4t/pkg/transport"
+)
+
+// upgradeFixture is the example HA cluster (inventory at v1.37.2) whose
+// masters run the control plane at cp and whose kubelets run kubelet.
+func upgradeFixture(t *testing.T, cp, kubelet string) (*engine.Run, *events.Collect, map[string]*transport.Fake) {
+	t.Helper()
+	c, st := loadExample(t, "ha.yaml")
+	fakes := map[string]*transport.Fake{}
+	var objs []any
+	for _, h := range c.Spec.Hosts {
+		f := transport.NewFake(h.Name)
+		fakes[h.Name] = f
+		if h.HasRole(v1alpha1.RoleMaster) {
+			for _, m := range controlPlaneManifests {
+				f.SetFile(transport.File{Path: manifestsDir + "/" + m + ".yaml", Mode: 0o600,
+					Content: []byte(fmt.Sprintf("spec:\n  containers:\n  - image: registry.k8s.io/%s:%s\n", m, cp))})
+			}
+		}
+		if h.HasRole(v1alpha1.RoleMaster) || h.HasRole(v1alpha1.RoleWorker) {
+			objs = append(objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: h.Name},
+				Status: corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{KubeletVersion: kubelet},
+					Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}})
+		}
+	}
+	objs = append(objs, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "kube-proxy", Namespace: "kube-system"},
+		Spec: appsv1.DaemonSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "kube-proxy", Image: "registry.k8s.io/kube-proxy:" + cp}}}}}})
+	coll := &events.Collect{}
+	r := &engine.Run{Cluster: c, State: st, Events: events.NewEmitter("test", coll), DryRun: true,
+		Connect: func(ctx context.Context, h *v1alpha1.Host) (transport.Host, error) { return fakes[h.Name], nil },
+		Options: engine.Options{Artifacts: fakeArtifacts(t)}}
+	client := fake.NewClientset()
+	for _, o := range objs {
+		switch o := o.(type) {
+		case *corev1.Node:
+			client.Tracker().Add(o)
+		case *appsv1.DaemonSet:
+			client.Tracker().Add(o)
+		}
+	}
+	if _, err := r.Value("kube-client", func() (any, error) { return client, nil }); err != nil {
+		t.Fatal(err)
+	}
+	return r, coll, fakes
+}
+
+// TestUpgradePlanGolden: `k4t upgrade --dry-run` on masters and workers at
+// v1.36.3 shows every step of every node, in the roll's order
+// (testdata/plans/ha/upgrade.txt; -update rewrites it). At the target, and
+// with nothing left pending, it plans nothing.
+func TestUpgradePlanGolden(t *testing.T) {
+	o := &UpgradeOptions{Drain: DrainOptions{Timeout: 300e9}}
+	r, coll, _ := upgradeFixture(t, "v1.36.3", "v1.36.3")
+	if _, err := (&engine.Engine{Run: r, Phases: []engine.Phase{&UpgradeMasters{o}, &UpgradeWorkers{o}}}).Execute(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, ev := range coll.Of(events.Change) {
+		fmt.Fprintf(&b, "%s | %s | %s\n", ev.Host, ev.Kind, ev.Message)
+	}
+	got := b.String()
+	path := filepath.Join("testdata", "plans", "ha", "upgrade.txt")
+	if *updatePlans {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if want, err := os.ReadFile(path); err != nil || string(want) != got {
+		d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{A: difflib.SplitLines(string(want)), B: difflib.SplitLines(got), FromFile: path, ToFile: "planned", Context: 2})
+		t.Errorf("the upgrade plan differs (run with -update if intended): %v\n%s", err, d)
+	}
+	for _, want := range []string{"master1 | command | kubeadm upgrade apply v1.37.2", "master2 | command | kubeadm upgrade node", "worker3 | command | uncordon worker3"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("plan lacks %q", want)
+		}
+	}
+
+	r, coll, _ = upgradeFixture(t, "v1.37.2", "v1.37.2")
+	if _, err := (&engine.Engine{Run: r, Phases: []engine.Phase{&UpgradeMasters{o}, &UpgradeWorkers{o}}}).Execute(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(coll.Of(events.Change)); n != 0 {
+		t.Errorf("at the target: %d change(s) planned, want 0", n)
+	}
+}
+
+// TestUpgradeCheckRefuses: a skipped minor and a downgrade are refused in
+// the preflight, with the host and the way out, before any host changes.
+func TestUpgradeCheckRefuses(t *testing.T) {
+	for _, tc := range []struct{ cp, want string }{
+		{"v1.35.4", "master1: runs kube-apiserver v1.35.4: v1.37.2 skips a minor — upgrade one minor at a time (set v1.36.x first)"},
+		{"v1.38.0", "master1: runs kube-apiserver v1.38.0: a downgrade to v1.37.2 is refused"},
+	} {
+		r, _, fakes := upgradeFixture(t, tc.cp, "v1.35.4")
+		fakes["master1"].Respond("ETCDCTL_API=3 etcdctl", strings.Repeat("https://x:2379 is healthy: successfully committed proposal\n", 3))
+		err := (&UpgradeCheck{Opts: &UpgradeOptions{}}).Check(context.Background(), r)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "no host was changed") {
+			t.Errorf("control plane at %s: %v\nwant %q", tc.cp, err, tc.want)
+		}
+	}
+}
