@@ -2,11 +2,14 @@ package phases
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
-	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/engine"
@@ -56,61 +59,62 @@ func (p *NodeLabels) Prepare(ctx context.Context, r *engine.Run) error {
 }
 
 func (p *NodeLabels) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
-	cmd, desc := labelCommand(hc.Name(), hc.Host.Labels, p.nodes[hc.Name()])
-	if cmd == "" {
+	patch, desc := labelPatch(hc.Host.Labels, p.nodes[hc.Name()])
+	if patch == nil {
 		return nil, nil
 	}
-	r := hc.Run
-	return []*engine.Change{{Host: hc.Name(), Kind: engine.KindCommand, Key: "labels:" + hc.Name(),
-		Desc: "label node " + hc.Name() + ": " + desc,
-		// kubectl runs where the admin kubeconfig is: the first master.
+	r, node := hc.Run, hc.Name()
+	return []*engine.Change{{Host: node, Kind: engine.KindCommand, Key: "labels:" + node,
+		Desc: "label node " + node + ": " + desc,
 		Apply: func(ctx context.Context, _ transport.Host) error {
-			conn, err := r.Connect(ctx, r.Cluster.FirstMaster())
+			c, err := kubeClient(ctx, r)
 			if err != nil {
 				return err
 			}
-			_, err = conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: time.Minute})
+			_, err = c.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "k4t"})
 			return err
 		}}}, nil
 }
 
-// labelCommand is the kubectl command (run with the admin kubeconfig) that
-// brings node from have to want — k=v to set, k- to remove what k4t set
-// before, the annotation listing want's keys — and a line for people; ""
-// when the Node already matches.
-func labelCommand(node string, want map[string]string, have nodeLabels) (cmd, desc string) {
-	var args, words []string
+// labelPatch is the JSON merge patch that brings a Node from have to want
+// — k: v to set, k: null to remove what k4t set before, the annotation
+// listing want's keys — and a line for people; nil when the Node matches.
+func labelPatch(want map[string]string, have nodeLabels) (patch []byte, desc string) {
+	labels := map[string]any{}
+	var words []string
 	for _, k := range slices.Sorted(maps.Keys(want)) {
 		if v, ok := have.labels[k]; !ok || v != want[k] {
-			args = append(args, transport.ShellQuote(k+"="+want[k]))
+			labels[k] = want[k]
 			words = append(words, k+"="+want[k])
 		}
 	}
 	for _, k := range slices.Sorted(slices.Values(have.ours)) {
 		if _, keep := want[k]; !keep {
 			if _, on := have.labels[k]; on {
-				args = append(args, transport.ShellQuote(k+"-"))
+				labels[k] = nil
 				words = append(words, "remove "+k)
 			}
 		}
 	}
 	keys := slices.Sorted(maps.Keys(want))
 	staleNote := !slices.Equal(keys, slices.Sorted(slices.Values(have.ours)))
-	if len(args) == 0 && !staleNote {
-		return "", ""
+	if len(labels) == 0 && !staleNote {
+		return nil, ""
 	}
-	kc := "kubectl --kubeconfig " + adminConf
-	var parts []string
-	if len(args) > 0 {
-		parts = append(parts, fmt.Sprintf("%s label node %s --overwrite %s", kc, node, strings.Join(args, " ")))
-	}
-	note := transport.ShellQuote(labelsAnnotation + "-")
+	var note any // null removes the annotation
 	if len(keys) > 0 {
-		note = transport.ShellQuote(labelsAnnotation + "=" + strings.Join(keys, ","))
+		note = strings.Join(keys, ",")
 	}
-	parts = append(parts, fmt.Sprintf("%s annotate node %s --overwrite %s", kc, node, note))
+	meta := map[string]any{"annotations": map[string]any{labelsAnnotation: note}}
+	if len(labels) > 0 {
+		meta["labels"] = labels
+	}
 	if len(words) == 0 {
 		words = append(words, "record which labels are k4t's")
 	}
-	return strings.Join(parts, " && "), strings.Join(words, ", ")
+	b, err := json.Marshal(map[string]any{"metadata": meta})
+	if err != nil {
+		panic(err) // maps of strings always marshal
+	}
+	return b, strings.Join(words, ", ")
 }
