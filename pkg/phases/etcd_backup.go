@@ -146,3 +146,60 @@ func snapshotTime(name string) string {
 	}
 	return name
 }
+
+// EtcdBackup takes one verified snapshot into the state dir (`k4t etcd
+// backup`), from a healthy follower when there is one, so the leader is
+// not slowed.
+type EtcdBackup struct {
+	Keep int
+	// Took is the snapshot taken (nil in plan).
+	Took *Snapshot
+}
+
+func (*EtcdBackup) Name() string                         { return "etcd-backup" }
+func (*EtcdBackup) Title() string                        { return "etcd snapshot into the state dir" }
+func (*EtcdBackup) Hosts(r *engine.Run) []*v1alpha1.Host { return r.Cluster.EtcdMembers() }
+
+func (p *EtcdBackup) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
+	from, err := backupMember(ctx, hc.Run)
+	if err != nil || from != hc.Name() {
+		return nil, err
+	}
+	return []*engine.Change{EtcdSnapshotChange(hc.Run, p.Name(), hc.Host, "backup", p.Keep, func(s *Snapshot) { p.Took = s })}, nil
+}
+
+// backupMember picks, once per run, the member to snapshot: the first
+// healthy follower, else the leader, in inventory order.
+func backupMember(ctx context.Context, r *engine.Run) (string, error) {
+	v, err := r.Value("etcd-backup-member", func() (any, error) {
+		members := r.Cluster.EtcdMembers()
+		out, err := Etcdctl(ctx, r, members[0], "endpoint status -w json")
+		if err != nil {
+			return nil, engine.WrapPhase("etcd-backup", members[0].Name, fmt.Errorf("etcd endpoint status: %w — is etcd healthy?", err))
+		}
+		var sts []etcdStatus
+		if err := json.Unmarshal([]byte(out), &sts); err != nil {
+			return nil, fmt.Errorf("parsing etcdctl endpoint status: %w", err)
+		}
+		leader := ""
+		for _, m := range members {
+			for _, s := range sts {
+				if s.Endpoint != etcdClientURL(m) || s.Status.Header.MemberID == 0 {
+					continue
+				}
+				if s.Status.Header.MemberID != s.Status.Leader {
+					return m.Name, nil
+				}
+				leader = m.Name
+			}
+		}
+		if leader == "" {
+			return nil, engine.Errorf(members[0].Name, "etcd-backup", "check etcd with etcdctl endpoint health on the members", "no etcd member answered endpoint status:\n%s", out)
+		}
+		return leader, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}

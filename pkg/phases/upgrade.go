@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -437,13 +440,39 @@ func rollBatches(ctx context.Context, r *engine.Run, plans []*engine.HostPlan, n
 				return stoppedAt(r, pl.Host, err)
 			}
 			r.Events.Infof(upgradePhase, pl.Name(), "upgraded %s in %s", pl.Name(), time.Since(start).Round(100*time.Millisecond))
-			return nil
+			return recordVersion(r, pl.Name())
 		})
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// recordVersion notes in the state dir's versions.txt ("host version" per
+// line) that host now runs the inventory's version: the state dir says what
+// each host runs even when an upgrade stopped half-way.
+func recordVersion(r *engine.Run, host string) error {
+	mu, _ := r.Value("versions.txt", func() (any, error) { return &sync.Mutex{}, nil }) // workers finish in parallel
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	p := r.State.Path("versions.txt")
+	b, err := os.ReadFile(p)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	lines := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			lines[f[0]] = f[1]
+		}
+	}
+	lines[host] = r.Cluster.Spec.Kubernetes.Version
+	var out strings.Builder
+	for _, h := range slices.Sorted(maps.Keys(lines)) {
+		fmt.Fprintf(&out, "%s %s\n", h, lines[h])
+	}
+	return r.State.WriteFile(p, []byte(out.String()), 0o600)
 }
 
 // stoppedAt says what a failed node upgrade leaves behind.
