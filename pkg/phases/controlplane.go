@@ -127,14 +127,19 @@ func kubeadmChange(ctx context.Context, hc *engine.HostCtx, phase, desc, marker,
 	if fi.Exists {
 		return nil, nil
 	}
-	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "ls /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /etc/kubernetes/manifests/kube-apiserver.yaml /var/lib/kubelet/config.yaml 2>/dev/null; pgrep -x kubeadm; true", ReadOnly: true})
+	worker := !hc.Host.HasRole(v1alpha1.RoleMaster)
+	leftovers := "/etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /etc/kubernetes/manifests/kube-apiserver.yaml /var/lib/kubelet/config.yaml"
+	if worker { // on a master k4t put the CA there; on a worker only kubeadm join does
+		leftovers += " /etc/kubernetes/pki/ca.crt"
+	}
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "ls " + leftovers + " 2>/dev/null; pgrep -x kubeadm; true", ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
 	var undo []byte
 	if strings.TrimSpace(string(res.Stdout)) != "" {
 		desc += " (after undoing an earlier attempt that did not finish: kubeadm's manifests, kubeconfigs and kubelet state go; etcd data and k4t's PKI stay)"
-		if undo, err = templates.KubeadmUndo(templates.KubeadmUndoInput{NodeName: hc.Name()}); err != nil {
+		if undo, err = templates.KubeadmUndo(templates.KubeadmUndoInput{NodeName: hc.Name(), Worker: worker}); err != nil {
 			return nil, err
 		}
 	}

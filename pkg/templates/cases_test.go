@@ -119,6 +119,7 @@ var goldenCases = []struct {
 		return KubeadmUpgrade(KubeadmUpgradeInput{KubernetesVersion: "v1.37.2", IgnorePreflightErrors: []string{"SystemVerification"}})
 	}},
 	{"undo-kubeadm-master2.sh", func() ([]byte, error) { return KubeadmUndo(KubeadmUndoInput{NodeName: "master2"}) }},
+	{"undo-kubeadm-worker1.sh", func() ([]byte, error) { return KubeadmUndo(KubeadmUndoInput{NodeName: "worker1", Worker: true}) }},
 	{"check_haproxy.sh", func() ([]byte, error) { return KeepalivedCheck(KeepalivedCheckInput{}) }},
 	{"check_haproxy-probe.sh", func() ([]byte, error) {
 		return KeepalivedCheck(KeepalivedCheckInput{ProbeAddress: "127.0.0.1:8404"})

@@ -447,6 +447,9 @@ type KubeadmUndoInput struct {
 	NodeName string
 	// Dir is kubeadm's directory; default /etc/kubernetes.
 	Dir string
+	// Worker: the node joins as a worker, so kubeadm, not k4t, wrote its
+	// pki/ca.crt, which goes too.
+	Worker bool
 }
 
 // KubeadmUndo renders the undo script, run with `sh -s` (never stored on the
@@ -462,8 +465,10 @@ func KubeadmUndo(in KubeadmUndoInput) ([]byte, error) {
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	return render("kubeadm-undo.sh.tmpl", struct{ NodeName, Dir, Crictl string }{
-		in.NodeName, in.Dir, "crictl --runtime-endpoint unix://" + ContainerdSocket})
+	return render("kubeadm-undo.sh.tmpl", struct {
+		NodeName, Dir, Crictl string
+		Worker                bool
+	}{in.NodeName, in.Dir, "crictl --runtime-endpoint unix://" + ContainerdSocket, in.Worker})
 }
 
 func bootstrapTokenObj(token string, ttl time.Duration) (bootstraptokenv1.BootstrapToken, error) {

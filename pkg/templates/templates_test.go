@@ -335,6 +335,9 @@ func TestUndoKubeadmScript(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sh -n: %v\n%s", err, out)
 	}
+	if w := rendered(t, "undo-kubeadm-worker1.sh"); !bytes.Contains(w, []byte("rm -f pki/ca.crt")) {
+		t.Errorf("a worker's undo leaves the CA certificate kubeadm join wrote, on which the retry fails:\n%s", w)
+	}
 	var code []byte // the commands, without comments
 	for _, l := range bytes.Split(b, []byte("\n")) {
 		if !bytes.HasPrefix(bytes.TrimSpace(l), []byte("#")) {
