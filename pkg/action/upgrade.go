@@ -9,15 +9,15 @@ import (
 // spec.kubernetes.version, one node at a time, the cluster serving.
 func Upgrade(o *phases.UpgradeOptions) []engine.Phase {
 	return []engine.Phase{
-		&phases.Preflight{},              // reach every host
-		&phases.UpgradeCheck{Opts: o},    // versions and skew, health, certificates, artifacts, PDBs: changes nothing
-		&phases.UpgradeSnapshot{Opts: o}, // a verified etcd snapshot in the state dir first
-		&phases.Runtime{},                // the target's images on every node, before any node needs them
-		&phases.UpgradeMasters{Opts: o},  // one master at a time: HAProxy out, drain, kubeadm upgrade, kubelet, health, back
-		&phases.UpgradeWorkers{Opts: o},  // workers in batches: drain, kubeadm upgrade node, kubelet, Ready, uncordon
-		&phases.Kubelet{},                // converge: binaries and unit as apply has them
-		&phases.ControlPlane{},           // converge: kubeadm's config files at the new version
-		&phases.Workers{},                // converge: the workers' join configs
-		&phases.Kubeconfig{},             // the admin kubeconfig in the state dir
+		&phases.Preflight{},                 // reach every host
+		&phases.UpgradeCheck{Opts: o},       // versions and skew, health, certificates, artifacts, PDBs: changes nothing
+		&phases.UpgradeSnapshot{Opts: o},    // a verified etcd snapshot in the state dir first
+		&phases.Runtime{},                   // the target's images on every node, before any node needs them
+		&phases.UpgradeMasters{Opts: o},     // one master at a time: HAProxy out, drain, kubeadm upgrade, kubelet, health, back
+		&phases.UpgradeWorkers{Opts: o},     // workers in batches: drain, kubeadm upgrade node, kubelet, Ready, uncordon
+		&phases.Kubelet{AfterUpgrade: true}, // converge: binaries and unit as apply has them
+		&phases.ControlPlane{},              // converge: kubeadm's config files at the new version
+		&phases.Workers{},                   // converge: the workers' join configs
+		&phases.Kubeconfig{},                // the admin kubeconfig in the state dir
 	}
 }

@@ -15,13 +15,21 @@ import (
 // kubeadm's drop-in. kubeadm init/join starts kubelet; this phase only
 // enables it (and restarts it when a running kubelet's binary or unit
 // changed).
-type Kubelet struct{}
+type Kubelet struct {
+	// AfterUpgrade: the phase runs after `k4t upgrade`'s roll, which already
+	// put the new binaries on each node in turn (and, in a dry run, plans
+	// them), so it neither refuses a version change nor plans it again.
+	AfterUpgrade bool
+}
 
 func (*Kubelet) Name() string                         { return "kubelet" }
 func (*Kubelet) Title() string                        { return "Kubelet: kubeadm, kubelet, kubectl and the kubelet unit" }
 func (*Kubelet) Hosts(r *engine.Run) []*v1alpha1.Host { return kubeNodes(r) }
 
 func (p *Kubelet) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
+	if p.AfterUpgrade && hc.Run.DryRun {
+		return nil, nil
+	}
 	cs := engine.NewChanges(hc, p.Name())
 	newKubelet := false
 	for _, name := range []string{"kubeadm", "kubelet", "kubectl"} {
@@ -54,7 +62,7 @@ func (p *Kubelet) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 	if err != nil {
 		return nil, err
 	}
-	if newKubelet && st.Active {
+	if newKubelet && st.Active && !p.AfterUpgrade {
 		if err := sameKubeletVersion(ctx, hc); err != nil {
 			return nil, err
 		}
