@@ -113,9 +113,12 @@ func controlPlaneAt(ctx context.Context, hc *engine.HostCtx, v *version.Version)
 	return true, nil
 }
 
-// upgradeApplied says whether `kubeadm upgrade apply` to v finished on
-// master hc: its control plane is at v and so is kube-proxy, the addon it
-// upgrades last. A run killed in between applies again.
+// upgradeApplied says whether master hc's part of the upgrade to v is
+// done: its control plane is at v and, on the first master, `kubeadm
+// upgrade apply` got as far as uploading the cluster's configuration at v
+// (which every later `kubeadm upgrade node` reads). A run killed before
+// that applies again. (kubeadm upgrades the kube-proxy and CoreDNS addons
+// only with the last master's `kubeadm upgrade node`.)
 func upgradeApplied(ctx context.Context, hc *engine.HostCtx, v *version.Version) (bool, error) {
 	at, err := controlPlaneAt(ctx, hc, v)
 	if err != nil || !at || hc.Name() != hc.Run.Cluster.FirstMaster().Name {
@@ -125,20 +128,15 @@ func upgradeApplied(ctx context.Context, hc *engine.HostCtx, v *version.Version)
 	if err != nil {
 		return false, err
 	}
-	ds, err := c.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return true, nil
-	}
+	cm, err := c.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubeadm-config", metav1.GetOptions{})
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("reading kube-system/kubeadm-config: %w", err)
 	}
-	for _, ctr := range ds.Spec.Template.Spec.Containers {
-		if i := strings.LastIndex(ctr.Image, ":"); i >= 0 && ctr.Image[i+1:] != vs(v) {
-			return false, nil
-		}
-	}
-	return true, nil
+	m := clusterConfigVersionRE.FindStringSubmatch(cm.Data["ClusterConfiguration"])
+	return m != nil && m[1] == vs(v), nil
 }
+
+var clusterConfigVersionRE = regexp.MustCompile(`(?m)^kubernetesVersion:\s*(\S+)\s*$`)
 
 // vs is v as Kubernetes writes it: v1.37.2.
 func vs(v *version.Version) string { return "v" + v.String() }

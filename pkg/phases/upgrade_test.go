@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/pmezard/go-difflib/difflib"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -22,7 +21,7 @@ import (
 
 // upgradeFixture is the example HA cluster (inventory at v1.37.2) whose
 // masters run the control plane at cp and whose kubelets run kubelet.
-func upgradeFixture(t *testing.T, cp, kubelet string) (*engine.Run, *events.Collect, map[string]*transport.Fake) {
+func upgradeFixture(t *testing.T, cp, kubelet, clusterConfig string) (*engine.Run, *events.Collect, map[string]*transport.Fake) {
 	t.Helper()
 	c, st := loadExample(t, "ha.yaml")
 	fakes := map[string]*transport.Fake{}
@@ -42,9 +41,8 @@ func upgradeFixture(t *testing.T, cp, kubelet string) (*engine.Run, *events.Coll
 					Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}})
 		}
 	}
-	objs = append(objs, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "kube-proxy", Namespace: "kube-system"},
-		Spec: appsv1.DaemonSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: "kube-proxy", Image: "registry.k8s.io/kube-proxy:" + cp}}}}}})
+	objs = append(objs, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kubeadm-config", Namespace: "kube-system"},
+		Data: map[string]string{"ClusterConfiguration": "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: " + clusterConfig + "\n"}})
 	coll := &events.Collect{}
 	r := &engine.Run{Cluster: c, State: st, Events: events.NewEmitter("test", coll), DryRun: true,
 		Connect: func(ctx context.Context, h *v1alpha1.Host) (transport.Host, error) { return fakes[h.Name], nil },
@@ -54,7 +52,7 @@ func upgradeFixture(t *testing.T, cp, kubelet string) (*engine.Run, *events.Coll
 		switch o := o.(type) {
 		case *corev1.Node:
 			client.Tracker().Add(o)
-		case *appsv1.DaemonSet:
+		case *corev1.ConfigMap:
 			client.Tracker().Add(o)
 		}
 	}
@@ -70,7 +68,7 @@ func upgradeFixture(t *testing.T, cp, kubelet string) (*engine.Run, *events.Coll
 // with nothing left pending, it plans nothing.
 func TestUpgradePlanGolden(t *testing.T) {
 	o := &UpgradeOptions{Drain: DrainOptions{Timeout: 300e9}}
-	r, coll, _ := upgradeFixture(t, "v1.36.3", "v1.36.3")
+	r, coll, _ := upgradeFixture(t, "v1.36.3", "v1.36.3", "v1.36.3")
 	if _, err := (&engine.Engine{Run: r, Phases: []engine.Phase{&UpgradeMasters{o}, &UpgradeWorkers{o}}}).Execute(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -94,12 +92,26 @@ func TestUpgradePlanGolden(t *testing.T) {
 		}
 	}
 
-	r, coll, _ = upgradeFixture(t, "v1.37.2", "v1.37.2")
+	r, coll, _ = upgradeFixture(t, "v1.37.2", "v1.37.2", "v1.37.2")
 	if _, err := (&engine.Engine{Run: r, Phases: []engine.Phase{&UpgradeMasters{o}, &UpgradeWorkers{o}}}).Execute(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(coll.Of(events.Change)); n != 0 {
 		t.Errorf("at the target: %d change(s) planned, want 0", n)
+	}
+
+	// A kubeadm upgrade apply killed after the static pods but before it
+	// uploaded the cluster's configuration runs again.
+	r, coll, _ = upgradeFixture(t, "v1.37.2", "v1.37.2", "v1.36.3")
+	if _, err := (&engine.Engine{Run: r, Phases: []engine.Phase{&UpgradeMasters{o}}}).Execute(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var again []string
+	for _, ev := range coll.Of(events.Change) {
+		again = append(again, ev.Host+": "+ev.Message)
+	}
+	if s := strings.Join(again, "\n"); !strings.Contains(s, "master1: kubeadm upgrade apply v1.37.2") || strings.Contains(s, "master2") {
+		t.Errorf("after an apply cut short, want master1's apply again and nothing on master2:\n%s", s)
 	}
 }
 
@@ -110,7 +122,7 @@ func TestUpgradeCheckRefuses(t *testing.T) {
 		{"v1.35.4", "master1: runs kube-apiserver v1.35.4: v1.37.2 skips a minor — upgrade one minor at a time (set v1.36.x first)"},
 		{"v1.38.0", "master1: runs kube-apiserver v1.38.0: a downgrade to v1.37.2 is refused"},
 	} {
-		r, _, fakes := upgradeFixture(t, tc.cp, "v1.35.4")
+		r, _, fakes := upgradeFixture(t, tc.cp, "v1.35.4", tc.cp)
 		fakes["master1"].Respond("ETCDCTL_API=3 etcdctl", strings.Repeat("https://x:2379 is healthy: successfully committed proposal\n", 3))
 		err := (&UpgradeCheck{Opts: &UpgradeOptions{}}).Check(context.Background(), r)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "no host was changed") {
