@@ -47,11 +47,13 @@ func (e *env) mustKubectl(args ...string) string {
 }
 
 // TestHACluster: 2 slb (VIP), 3 masters (stacked etcd), 2 workers, created
-// through a kill -9 in every phase (issue 8); then traffic, failures, a
-// no-op re-apply and the repair of an etcd member whose data was emptied.
+// at fromVersion through a kill -9 in every phase (issue 8); upgraded to
+// toVersion under load (issue 10); then traffic, failures, a no-op
+// re-apply and the repair of an etcd member whose data was emptied.
 func TestHACluster(t *testing.T) {
 	e := newLab(t, haHosts...)
-	pws := e.mixedAccess(t) // password, jump host and sudo logins, as issue 8's user had
+	pws := e.mixedAccess(t)           // password, jump host and sudo logins, as issue 8's user had
+	setVersion(t, e.inv, fromVersion) // upgraded to toVersion below
 	firstIDs, _ := e.createWithKillSweep(t)
 
 	t.Run("after the sweep: 3 of 3 etcd members healthy with the IDs they had when etcd formed", func(t *testing.T) {
@@ -76,6 +78,9 @@ func TestHACluster(t *testing.T) {
 			}
 		}
 		mustContain(t, "kubeconfig server", e.mustKubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"), "https://"+vip+":6443")
+	})
+	t.Run("upgrade "+fromVersion+" → "+toVersion+" under load (dry run; kill -9 mid master roll; a PDB that blocks a drain; 0 failed API calls)", func(t *testing.T) {
+		e.upgradeUnderLoad(t)
 	})
 	t.Run("a 3-replica Deployment answers from a pod on another node, by ClusterIP and by DNS name", func(t *testing.T) {
 		e.deploymentTraffic(t)
@@ -199,6 +204,9 @@ func TestHACluster(t *testing.T) {
 	t.Run("an etcd member whose data dir was emptied by hand is replaced by apply, quorum kept throughout", func(t *testing.T) {
 		e.repairEmptiedMember(t, "master2")
 	})
+	t.Run("k4t etcd backup: a verified snapshot of a follower in the state dir", func(t *testing.T) {
+		e.etcdBackup(t)
+	})
 }
 
 // reportCreate prints a create's time, per phase, and its ratio to the bare
@@ -256,7 +264,9 @@ func (e *env) kubectlQuick(args ...string) (string, error) {
 	return string(out), err
 }
 
-const webManifest = `apiVersion: v1
+// webApp is a 3-replica Deployment answering HTTP on :8080 (coredns with
+// whoami and health, image %[1]s) behind the Service web.
+const webApp = `apiVersion: v1
 kind: ConfigMap
 metadata: {name: web}
 data:
@@ -279,11 +289,11 @@ spec:
       - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}
       containers:
       - name: web
-        image: %s
+        image: %[1]s
         imagePullPolicy: Never
         args: ["-conf", "/etc/coredns/Corefile"]
         volumeMounts: [{name: conf, mountPath: /etc/coredns}]
-        readinessProbe: {httpGet: {path: /health, port: 8080}, periodSeconds: 2}
+        readinessProbe: {httpGet: {path: /health, port: 8080}, periodSeconds: 1}
       volumes: [{name: conf, configMap: {name: web}}]
 ---
 apiVersion: v1
@@ -292,7 +302,9 @@ metadata: {name: web}
 spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
----
+`
+
+const webManifest = webApp + `---
 apiVersion: v1
 kind: Pod
 metadata: {name: client}
@@ -301,7 +313,7 @@ spec:
   tolerations: [{operator: Exists}]
   containers:
   - name: client
-    image: %s
+    image: %[2]s
     imagePullPolicy: Never
     command: ["sleep", "3600"]
 `
@@ -343,12 +355,15 @@ func (e *env) deploymentTraffic(t *testing.T) {
 }
 
 // imageRef is the reference of an image artifact built for the lab.
-func imageRef(t *testing.T, name string) string {
+func imageRef(t *testing.T, name string) string { return imageAt(t, toVersion, name) }
+
+// imageAt is the reference of an image artifact of the set for version.
+func imageAt(t *testing.T, version, name string) string {
 	root := os.Getenv("K4T_ARTIFACT_CACHE")
 	if root == "" {
 		root = "/var/cache/k4t/artifacts"
 	}
-	b, err := os.ReadFile(filepath.Join(root, "v1.37.2", "manifest.yaml"))
+	b, err := os.ReadFile(filepath.Join(root, version, "manifest.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,6 +425,7 @@ func TestLightweightCluster(t *testing.T) {
 	if err := os.WriteFile(e.inv, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	setVersion(t, e.inv, fromVersion)
 	r := e.k4t("create", "cluster", "-f", e.inv, "--accept-new-hosts")
 	if r.code != 0 {
 		t.Fatalf("create lightweight cluster: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
@@ -421,6 +437,9 @@ func TestLightweightCluster(t *testing.T) {
 		t.Errorf("%d nodes Ready, want 2", n)
 	}
 	mustContain(t, "kubeconfig server", e.mustKubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"), "https://10.77.0.11:6443")
+	t.Run("upgrade "+fromVersion+" → "+toVersion, func(t *testing.T) {
+		e.upgradeLightweight(t, "https://10.77.0.11:6443")
+	})
 }
 
 // nodeLabels adds a label to worker1 in the inventory, applies, then drops
