@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"k4t.io/k4t/pkg/action"
+	"k4t.io/k4t/pkg/artifacts"
 	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/phases"
 )
@@ -15,12 +17,14 @@ func init() { register(upgradeCmd) }
 
 func upgradeCmd(g *globalFlags) *cobra.Command {
 	var hf hostsFlags
-	var dryRun bool
+	var dryRun, step bool
 	o := phases.UpgradeOptions{Drain: phases.DrainOptions{Timeout: 5 * time.Minute}}
 	c := &cobra.Command{
 		Use:   "upgrade -f hosts.yaml",
 		Short: "Upgrade Kubernetes to the inventory's spec.kubernetes.version, one node at a time",
-		Long: `Upgrades the cluster to spec.kubernetes.version (one minor at a time), keeping it serving:
+		Long: `Upgrades the cluster to spec.kubernetes.version, keeping it serving. One minor at a time:
+with --step, a target several minors ahead is reached through the newest patch of each
+minor in between whose artifact set is on the bastion. Each version's run:
 
   1. preflight, changing nothing: no downgrade, no skipped minor, no kubelet ahead; every
      node Ready and etcd healthy with all members; no certificate expiring within a day;
@@ -42,13 +46,41 @@ from where it stopped, as it does after a kill -9. Nothing needs unlocking by ha
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withRun(cmd, g, hf, dryRun, true, func(s *session, r *engine.Run) error {
-				start := time.Now()
-				sum, err := (&engine.Engine{Run: r, Phases: action.Upgrade(&o)}).Execute(cmdContext(cmd))
-				if err != nil {
-					return fmt.Errorf("%w\n(full log: %s)", err, s.logFile.Name())
+				ctx := cmdContext(cmd)
+				target := s.cluster.Spec.Kubernetes.Version
+				path := []string{target}
+				if step {
+					current, err := phases.ControlPlaneVersion(ctx, r)
+					if err != nil {
+						return err
+					}
+					if path, err = phases.UpgradePath(current, target, artifacts.CachedVersions("")); err != nil {
+						return usageError{err}
+					}
+					s.events.Infof("upgrade", "", "%s → %s goes through %s", current, target, strings.Join(path, " → "))
 				}
-				if !dryRun && sum.Changes > 0 {
-					s.events.Infof("upgrade", "", "cluster at %s in %s", s.cluster.Spec.Kubernetes.Version, time.Since(start).Round(time.Second))
+				runFor := target // the version r's artifact store holds
+				for i, v := range path {
+					if i > 0 && dryRun {
+						s.events.Infof("upgrade", "", "then %s: planned once the cluster runs %s", strings.Join(path[i:], ", then "), path[i-1])
+						break
+					}
+					if v != runFor { // a step: a new run with that version's artifacts
+						s.cluster.Spec.Kubernetes.Version, runFor = v, v
+						var err error
+						if r, err = s.run(dryRun, true); err != nil {
+							return err
+						}
+						defer r.Journal.Close()
+					}
+					start := time.Now()
+					sum, err := (&engine.Engine{Run: r, Phases: action.Upgrade(&o)}).Execute(ctx)
+					if err != nil {
+						return fmt.Errorf("%w\n(full log: %s)", err, s.logFile.Name())
+					}
+					if !dryRun && sum.Changes > 0 {
+						s.events.Infof("upgrade", "", "cluster at %s in %s", v, time.Since(start).Round(time.Second))
+					}
 				}
 				return nil
 			})
@@ -56,6 +88,7 @@ from where it stopped, as it does after a kill -9. Nothing needs unlocking by ha
 	}
 	hf.bind(c)
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "print every step, host by host; change nothing")
+	c.Flags().BoolVar(&step, "step", false, "go through each minor between the cluster's and the target, using the newest patch whose artifact set is here")
 	c.Flags().DurationVar(&o.Drain.Timeout, "drain-timeout", o.Drain.Timeout, "give up a node's drain after this long, naming the PodDisruptionBudget that blocks")
 	c.Flags().IntVar(&o.MaxUnavailable, "max-unavailable", 1, "workers upgraded at once")
 	c.Flags().IntVar(&o.KeepSnapshots, "keep-snapshots", 5, "etcd snapshots kept in the state dir")

@@ -121,3 +121,22 @@ func vPrefix(v string) string {
 	}
 	return "v" + v
 }
+
+// CachedVersions lists the Kubernetes artifact sets (v1.37.2, …) built
+// under cacheRoot ("" for DefaultCacheRoot), each a dir with a manifest.
+func CachedVersions(cacheRoot string) []string {
+	if cacheRoot == "" {
+		cacheRoot = DefaultCacheRoot()
+	}
+	ents, _ := os.ReadDir(cacheRoot)
+	var out []string
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "v") {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(cacheRoot, e.Name(), "manifest.yaml")); err == nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}

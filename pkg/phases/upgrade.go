@@ -212,7 +212,7 @@ func (p *UpgradeCheck) Check(ctx context.Context, r *engine.Run) error {
 		case api.GreaterThan(target):
 			add(m.Name, "runs kube-apiserver %s: a downgrade to %s is refused — restore an etcd snapshot taken before the upgrade instead", vs(api), vs(target))
 		case target.Major() != api.Major() || target.Minor() > api.Minor()+1:
-			add(m.Name, "runs kube-apiserver %s: %s skips a minor — upgrade one minor at a time (set v%d.%d.x first)", vs(api), vs(target), api.Major(), api.Minor()+1)
+			add(m.Name, "runs kube-apiserver %s: %s skips a minor — upgrade one minor at a time (set v%d.%d.x first, or pass --step to go through each minor whose artifact set is here)", vs(api), vs(target), api.Major(), api.Minor()+1)
 		case api.LessThan(target):
 			behind++
 		}
@@ -292,6 +292,61 @@ func (p *UpgradeCheck) Check(ctx context.Context, r *engine.Run) error {
 	}
 	r.Events.Infof(p.Name(), "", "preflight passed: upgrading to %s", vs(target))
 	return nil
+}
+
+// ControlPlaneVersion is the oldest kube-apiserver version among the
+// masters, read from their manifests.
+func ControlPlaneVersion(ctx context.Context, r *engine.Run) (string, error) {
+	var oldest *version.Version
+	for _, m := range r.Cluster.Masters() {
+		conn, err := r.Connect(ctx, m)
+		if err != nil {
+			return "", engine.WrapPhase(upgradePhase, m.Name, err)
+		}
+		cp, err := controlPlaneVersions(ctx, &engine.HostCtx{Host: m, Conn: conn, Run: r})
+		if err != nil {
+			return "", engine.WrapPhase(upgradePhase, m.Name, err)
+		}
+		if v := cp["kube-apiserver"]; v != nil && (oldest == nil || v.LessThan(oldest)) {
+			oldest = v
+		}
+	}
+	if oldest == nil {
+		return "", engine.Errorf("", upgradePhase, "run `k4t apply` first", "no master runs a kube-apiserver")
+	}
+	return vs(oldest), nil
+}
+
+// UpgradePath lists the versions `k4t upgrade --step` goes through from
+// current to target: for each minor in between, the newest patch among
+// available (the artifact sets at hand), then target. A minor with no set
+// is an error that says which set to build.
+func UpgradePath(current, target string, available []string) ([]string, error) {
+	cur, err := version.ParseSemantic(current)
+	if err != nil {
+		return nil, err
+	}
+	tgt, err := version.ParseSemantic(target)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Major() != tgt.Major() {
+		return nil, fmt.Errorf("%s → %s crosses a major version", current, target)
+	}
+	var path []string
+	for minor := cur.Minor() + 1; minor < tgt.Minor(); minor++ {
+		var best *version.Version
+		for _, a := range available {
+			if v, err := version.ParseSemantic(a); err == nil && v.Major() == tgt.Major() && v.Minor() == minor && v.PreRelease() == "" && (best == nil || v.GreaterThan(best)) {
+				best = v
+			}
+		}
+		if best == nil {
+			return nil, fmt.Errorf("no artifact set for v%d.%d, which %s → %s goes through — build one (make artifacts K8S_VERSION=v%d.%d.N)", tgt.Major(), minor, current, target, tgt.Major(), minor)
+		}
+		path = append(path, vs(best))
+	}
+	return append(path, target), nil
 }
 
 // ---- etcd snapshot ----

@@ -119,7 +119,7 @@ func TestUpgradePlanGolden(t *testing.T) {
 // the preflight, with the host and the way out, before any host changes.
 func TestUpgradeCheckRefuses(t *testing.T) {
 	for _, tc := range []struct{ cp, want string }{
-		{"v1.35.4", "master1: runs kube-apiserver v1.35.4: v1.37.2 skips a minor — upgrade one minor at a time (set v1.36.x first)"},
+		{"v1.35.4", "master1: runs kube-apiserver v1.35.4: v1.37.2 skips a minor — upgrade one minor at a time (set v1.36.x first, or pass --step"},
 		{"v1.38.0", "master1: runs kube-apiserver v1.38.0: a downgrade to v1.37.2 is refused"},
 	} {
 		r, _, fakes := upgradeFixture(t, tc.cp, "v1.35.4", tc.cp)
@@ -127,6 +127,27 @@ func TestUpgradeCheckRefuses(t *testing.T) {
 		err := (&UpgradeCheck{Opts: &UpgradeOptions{}}).Check(context.Background(), r)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "no host was changed") {
 			t.Errorf("control plane at %s: %v\nwant %q", tc.cp, err, tc.want)
+		}
+	}
+}
+
+func TestUpgradePath(t *testing.T) {
+	have := []string{"v1.35.4", "v1.36.1", "v1.36.3", "v1.37.2", "v1.38.0-rc.1"}
+	for _, tc := range []struct{ from, to, want string }{
+		{"v1.36.3", "v1.37.2", "v1.37.2"},
+		{"v1.35.4", "v1.37.2", "v1.36.3 v1.37.2"},
+		{"v1.37.2", "v1.37.3", "v1.37.3"},
+		{"v1.34.4", "v1.37.2", "v1.35.4 v1.36.3 v1.37.2"},
+		{"v1.33.0", "v1.37.2", "error: no artifact set for v1.34"},
+		{"v1.37.2", "v1.39.0", "error: no artifact set for v1.38"}, // an rc is not a step
+	} {
+		got, err := UpgradePath(tc.from, tc.to, have)
+		s := strings.Join(got, " ")
+		if err != nil {
+			s = "error: " + err.Error()
+		}
+		if !strings.HasPrefix(s, tc.want) {
+			t.Errorf("%s → %s: %s, want %s", tc.from, tc.to, s, tc.want)
 		}
 	}
 }
