@@ -50,6 +50,9 @@ from where it stopped, as it does after a kill -9. Nothing needs unlocking by ha
 				target := s.cluster.Spec.Kubernetes.Version
 				path := []string{target}
 				if step {
+					if a := s.cluster.Spec.Artifacts; a.Manifest != "" || a.Dir != "" {
+						return usagef("--step finds each minor's artifact set in the default cache; with spec.artifacts set, upgrade one minor at a time, pointing spec.artifacts at each set")
+					}
 					current, err := phases.ControlPlaneVersion(ctx, r)
 					if err != nil {
 						return err

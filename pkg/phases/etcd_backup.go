@@ -101,7 +101,7 @@ func takeSnapshot(ctx context.Context, r *engine.Run, h transport.Host, m *v1alp
 	if err := r.State.WriteFile(local+".sha256", []byte(hexSum+"  "+name+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	if err := pruneSnapshots(dir, keep); err != nil {
+	if err := pruneSnapshots(dir, snapshotKind(reason), keep); err != nil {
 		return nil, err
 	}
 	s := &Snapshot{Path: local, SHA256: hexSum, Member: m.Name, Revision: st.Revision, Keys: st.TotalKey, Size: int64(len(b)), Took: time.Since(start)}
@@ -110,9 +110,19 @@ func takeSnapshot(ctx context.Context, r *engine.Run, h transport.Host, m *v1alp
 	return s, nil
 }
 
-// pruneSnapshots keeps the newest keep snapshots (by name: the time is in
-// it) in dir, with their sha256 files.
-func pruneSnapshots(dir string, keep int) error {
+// snapshotKind is the reason without its version: "pre-upgrade" for
+// "pre-upgrade-v1.37.2", "backup" for "backup".
+func snapshotKind(reason string) string {
+	if i := strings.Index(reason, "-v"); i > 0 {
+		return reason[:i]
+	}
+	return reason
+}
+
+// pruneSnapshots keeps the newest keep snapshots of one kind (by name: the
+// time is in it) in dir, with their sha256 files; other kinds are left
+// alone, so backups never push out the snapshot taken before an upgrade.
+func pruneSnapshots(dir, kind string, keep int) error {
 	if keep <= 0 {
 		return nil
 	}
@@ -122,7 +132,7 @@ func pruneSnapshots(dir string, keep int) error {
 	}
 	var dbs []string
 	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".db") {
+		if strings.HasSuffix(e.Name(), ".db") && strings.HasPrefix(e.Name(), kind+"-") {
 			dbs = append(dbs, e.Name())
 		}
 	}

@@ -47,7 +47,7 @@ func TestEtcdBackup(t *testing.T) {
 		Connect: func(ctx context.Context, h *v1alpha1.Host) (transport.Host, error) { return fakes[h.Name], nil },
 		Options: engine.Options{Now: func() time.Time { return now }}}
 	dir := SnapshotDir(r)
-	for _, old := range []string{"backup-20261101T000000Z.db", "pre-upgrade-v1.37.2-20261120T000000Z.db"} {
+	for _, old := range []string{"backup-20261101T000000Z.db", "backup-20261110T000000Z.db", "pre-upgrade-v1.37.2-20261020T000000Z.db"} {
 		if err := st.WriteFile(filepath.Join(dir, old), []byte("old"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -69,8 +69,8 @@ func TestEtcdBackup(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	if !slices.Equal(names, []string{"backup-20261201T100000Z.db", "backup-20261201T100000Z.db.sha256", "pre-upgrade-v1.37.2-20261120T000000Z.db"}) {
-		t.Errorf("kept %v, want the newest 2 snapshots", names)
+	if !slices.Equal(names, []string{"backup-20261110T000000Z.db", "backup-20261201T100000Z.db", "backup-20261201T100000Z.db.sha256", "pre-upgrade-v1.37.2-20261020T000000Z.db"}) {
+		t.Errorf("kept %v, want the newest 2 backups and the older pre-upgrade snapshot", names)
 	}
 	if cmds := strings.Join(fakes["master2"].Commands(), "\n"); !strings.Contains(cmds, "rm -f '"+remote+"'") {
 		t.Errorf("the host's copy was not removed:\n%s", cmds)

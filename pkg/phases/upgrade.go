@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -115,28 +116,24 @@ func controlPlaneAt(ctx context.Context, hc *engine.HostCtx, v *version.Version)
 
 // upgradeApplied says whether master hc's part of the upgrade to v is
 // done: its control plane is at v and, on the first master, `kubeadm
-// upgrade apply` got as far as uploading the cluster's configuration at v
-// (which every later `kubeadm upgrade node` reads). A run killed before
-// that applies again. (kubeadm upgrades the kube-proxy and CoreDNS addons
-// only with the last master's `kubeadm upgrade node`.)
+// upgrade apply` finished, as its done-marker says; a run killed in any of
+// its steps (static pods, configs, token, addons) applies again. (kubeadm
+// upgrades the kube-proxy and CoreDNS addons only with the last master's
+// `kubeadm upgrade node`.)
 func upgradeApplied(ctx context.Context, hc *engine.HostCtx, v *version.Version) (bool, error) {
 	at, err := controlPlaneAt(ctx, hc, v)
 	if err != nil || !at || hc.Name() != hc.Run.Cluster.FirstMaster().Name {
 		return at, err
 	}
-	c, err := kubeClient(ctx, hc.Run)
-	if err != nil {
-		return false, err
-	}
-	cm, err := c.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubeadm-config", metav1.GetOptions{})
-	if err != nil {
-		return false, fmt.Errorf("reading kube-system/kubeadm-config: %w", err)
-	}
-	m := clusterConfigVersionRE.FindStringSubmatch(cm.Data["ClusterConfiguration"])
-	return m != nil && m[1] == vs(v), nil
+	fi, err := hc.Conn.Stat(ctx, upgradeAppliedMarker(v))
+	return fi.Exists, err
 }
 
-var clusterConfigVersionRE = regexp.MustCompile(`(?m)^kubernetesVersion:\s*(\S+)\s*$`)
+// upgradeAppliedMarker is written on the first master when `kubeadm upgrade
+// apply` to v succeeded.
+func upgradeAppliedMarker(v *version.Version) string {
+	return "/etc/kubernetes/k4t/upgrade-apply-" + vs(v) + ".done"
+}
 
 // vs is v as Kubernetes writes it: v1.37.2.
 func vs(v *version.Version) string { return "v" + v.String() }
@@ -269,6 +266,8 @@ func (p *UpgradeCheck) Check(ctx context.Context, r *engine.Run) error {
 	for _, name := range []string{"kubeadm", "kubelet", "kubectl"} {
 		if _, err := artifactFile(ctx, r, name); err != nil {
 			add("", "artifact %s %s: %v — build or fetch the %s artifact set (make artifacts K8S_VERSION=%s)", name, vs(target), err, vs(target), vs(target))
+		} else if a, _ := r.Options.Artifacts.Manifest().Get(name); a.Version != "" && a.Version != vs(target) {
+			add("", "artifact %s is %s, not the target %s — point spec.artifacts at the %s set", name, a.Version, vs(target), vs(target))
 		}
 	}
 	if len(problems) > 0 {
@@ -362,15 +361,24 @@ func (*UpgradeSnapshot) Hosts(r *engine.Run) []*v1alpha1.Host {
 }
 
 func (p *UpgradeSnapshot) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
-	todo, err := upgradeLeft(ctx, hc.Run)
+	r := hc.Run
+	todo, err := upgradeLeft(ctx, r)
 	if err != nil || len(todo) == 0 {
 		return nil, err
+	}
+	// A re-run of an upgrade under way keeps the snapshot taken before it
+	// began: the one to go back to.
+	taken, _ := filepath.Glob(filepath.Join(SnapshotDir(r), "pre-upgrade-"+r.Cluster.Spec.Kubernetes.Version+"-*.db"))
+	if len(taken) > 0 && len(todo) < len(kubeNodes(r)) {
+		slices.Sort(taken)
+		r.Events.Infof(p.Name(), "", "the upgrade is under way (%d node(s) left): keeping %s, taken before it began", len(todo), taken[0])
+		return nil, nil
 	}
 	keep := p.Opts.KeepSnapshots
 	if keep <= 0 {
 		keep = 5
 	}
-	return []*engine.Change{EtcdSnapshotChange(hc.Run, p.Name(), hc.Host, "pre-upgrade-"+hc.Run.Cluster.Spec.Kubernetes.Version, keep, nil)}, nil
+	return []*engine.Change{EtcdSnapshotChange(r, p.Name(), hc.Host, "pre-upgrade-"+r.Cluster.Spec.Kubernetes.Version, keep, nil)}, nil
 }
 
 // upgradeLeft lists the nodes not at the target yet (control plane or
@@ -536,7 +544,7 @@ func stoppedAt(r *engine.Run, h *v1alpha1.Host, err error) error {
 	}
 	return engine.Errorf(h.Name, upgradePhase,
 		"fix the cause and re-run `k4t upgrade`: it carries on from this node (the nodes already upgraded serve meanwhile)",
-		"upgrade stopped at %s, which is %s: %v", h.Name, left, err)
+		"upgrade stopped at %s, which is %s: %w", h.Name, left, err)
 }
 
 // planNodeUpgrade lists one node's steps; none when it runs the target and
@@ -601,7 +609,7 @@ func planNodeUpgrade(ctx context.Context, hc *engine.HostCtx, o *UpgradeOptions)
 	kubeletBehind := !kubeletAt(n, target)
 	switch {
 	case master && !cpAt && name == r.Cluster.FirstMaster().Name:
-		kubeadmStep(cs, "kubeadm upgrade apply "+vs(target), "kubeadm upgrade apply --yes --config "+kubeadmUpgradeConfigPath)
+		kubeadmStep(cs, "kubeadm upgrade apply "+vs(target), "kubeadm upgrade apply --yes --config "+kubeadmUpgradeConfigPath+" && touch "+upgradeAppliedMarker(target))
 	case !cpAt || kubeletBehind:
 		// On a worker it brings the kubelet's config to the target's.
 		kubeadmStep(cs, "kubeadm upgrade node", "kubeadm upgrade node --config "+kubeadmUpgradeConfigPath)

@@ -21,7 +21,7 @@ import (
 
 // upgradeFixture is the example HA cluster (inventory at v1.37.2) whose
 // masters run the control plane at cp and whose kubelets run kubelet.
-func upgradeFixture(t *testing.T, cp, kubelet, clusterConfig string) (*engine.Run, *events.Collect, map[string]*transport.Fake) {
+func upgradeFixture(t *testing.T, cp, kubelet string, applied bool) (*engine.Run, *events.Collect, map[string]*transport.Fake) {
 	t.Helper()
 	c, st := loadExample(t, "ha.yaml")
 	fakes := map[string]*transport.Fake{}
@@ -41,8 +41,9 @@ func upgradeFixture(t *testing.T, cp, kubelet, clusterConfig string) (*engine.Ru
 					Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}})
 		}
 	}
-	objs = append(objs, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kubeadm-config", Namespace: "kube-system"},
-		Data: map[string]string{"ClusterConfiguration": "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: " + clusterConfig + "\n"}})
+	if applied {
+		fakes["master1"].SetFile(transport.File{Path: "/etc/kubernetes/k4t/upgrade-apply-v1.37.2.done", Mode: 0o644, Content: []byte{}})
+	}
 	coll := &events.Collect{}
 	r := &engine.Run{Cluster: c, State: st, Events: events.NewEmitter("test", coll), DryRun: true,
 		Connect: func(ctx context.Context, h *v1alpha1.Host) (transport.Host, error) { return fakes[h.Name], nil },
@@ -51,8 +52,6 @@ func upgradeFixture(t *testing.T, cp, kubelet, clusterConfig string) (*engine.Ru
 	for _, o := range objs {
 		switch o := o.(type) {
 		case *corev1.Node:
-			client.Tracker().Add(o)
-		case *corev1.ConfigMap:
 			client.Tracker().Add(o)
 		}
 	}
@@ -68,7 +67,7 @@ func upgradeFixture(t *testing.T, cp, kubelet, clusterConfig string) (*engine.Ru
 // with nothing left pending, it plans nothing.
 func TestUpgradePlanGolden(t *testing.T) {
 	o := &UpgradeOptions{Drain: DrainOptions{Timeout: 300e9}}
-	r, coll, _ := upgradeFixture(t, "v1.36.3", "v1.36.3", "v1.36.3")
+	r, coll, _ := upgradeFixture(t, "v1.36.3", "v1.36.3", false)
 	if _, err := (&engine.Engine{Run: r, Phases: []engine.Phase{&UpgradeMasters{o}, &UpgradeWorkers{o}}}).Execute(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +91,7 @@ func TestUpgradePlanGolden(t *testing.T) {
 		}
 	}
 
-	r, coll, _ = upgradeFixture(t, "v1.37.2", "v1.37.2", "v1.37.2")
+	r, coll, _ = upgradeFixture(t, "v1.37.2", "v1.37.2", true)
 	if _, err := (&engine.Engine{Run: r, Phases: []engine.Phase{&UpgradeMasters{o}, &UpgradeWorkers{o}}}).Execute(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +100,8 @@ func TestUpgradePlanGolden(t *testing.T) {
 	}
 
 	// A kubeadm upgrade apply killed after the static pods but before it
-	// uploaded the cluster's configuration runs again.
-	r, coll, _ = upgradeFixture(t, "v1.37.2", "v1.37.2", "v1.36.3")
+	// finished (no done-marker) runs again.
+	r, coll, _ = upgradeFixture(t, "v1.37.2", "v1.37.2", false)
 	if _, err := (&engine.Engine{Run: r, Phases: []engine.Phase{&UpgradeMasters{o}}}).Execute(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +121,7 @@ func TestUpgradeCheckRefuses(t *testing.T) {
 		{"v1.35.4", "master1: runs kube-apiserver v1.35.4: v1.37.2 skips a minor — upgrade one minor at a time (set v1.36.x first, or pass --step"},
 		{"v1.38.0", "master1: runs kube-apiserver v1.38.0: a downgrade to v1.37.2 is refused"},
 	} {
-		r, _, fakes := upgradeFixture(t, tc.cp, "v1.35.4", tc.cp)
+		r, _, fakes := upgradeFixture(t, tc.cp, "v1.35.4", false)
 		fakes["master1"].Respond("ETCDCTL_API=3 etcdctl", strings.Repeat("https://x:2379 is healthy: successfully committed proposal\n", 3))
 		err := (&UpgradeCheck{Opts: &UpgradeOptions{}}).Check(context.Background(), r)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "no host was changed") {
