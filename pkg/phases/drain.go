@@ -141,9 +141,7 @@ func Uncordon(ctx context.Context, r *engine.Run, node string) error {
 		return err
 	}
 	c := &engine.Change{Host: node, Phase: drainPhase, Kind: engine.KindCommand, Key: "uncordon:" + node, Desc: "uncordon " + node,
-		Apply: func(ctx context.Context, _ transport.Host) error {
-			return drain.RunCordonOrUncordon(drainHelper(ctx, r, client, DrainOptions{}), n, false)
-		}}
+		Apply: func(ctx context.Context, _ transport.Host) error { return uncordon(ctx, r, node) }}
 	if !n.Spec.Unschedulable {
 		r.Events.Infof(drainPhase, node, "%s is schedulable already", node)
 		return nil

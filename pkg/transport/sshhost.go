@@ -346,6 +346,7 @@ func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte, 
 				res.Stderr = append(res.Stderr, []byte("\n(killed by signal "+sig+")")...)
 			}
 		case gone(conn):
+			conn.Close() // unanswered is as good as gone: the next session redials at once
 			h.cfg.log().Debug("ssh connection dropped", "host", h.Name(), "cmd", short, "duration", res.Duration, "err", err)
 			return res, fmt.Errorf("%s: command %q: %w — re-run to go on", h.Name(), short, ErrConnDropped)
 		case errors.As(err, &em):
