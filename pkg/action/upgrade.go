@@ -12,7 +12,7 @@ func Upgrade(o *phases.UpgradeOptions) []engine.Phase {
 		&phases.Preflight{},                 // reach every host
 		&phases.UpgradeCheck{Opts: o},       // versions and skew, health, certificates, artifacts, PDBs: changes nothing
 		&phases.UpgradeSnapshot{Opts: o},    // a verified etcd snapshot in the state dir first
-		&phases.Etcd{},                      // etcd as the target's artifact set has it: one member at a time, health-gated (nothing when unchanged)
+		&phases.Etcd{},                      // etcd at spec.etcd.version: one member at a time, health-gated (nothing when unchanged)
 		&phases.Runtime{},                   // the target's images on every node, before any node needs them
 		&phases.UpgradeMasters{Opts: o},     // one master at a time: HAProxy out, drain, kubeadm upgrade, kubelet, health, back
 		&phases.UpgradeWorkers{Opts: o},     // workers in batches: drain, kubeadm upgrade node, kubelet, Ready, uncordon
