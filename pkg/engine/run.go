@@ -117,7 +117,7 @@ type Facts struct {
 	BrNetfilter, Overlay                                bool
 	Missing                                             []string
 	PkgManager                                          string
-	Active                                              map[string]bool // k4t-managed units now active
+	Active                                              map[string]bool // k4t-managed units now running (active, or activating, reloading, deactivating)
 	// Sysctl holds the live values of the kernel settings k4t manages
 	// ("net.ipv4.ip_forward" -> "1"); "" when the key does not exist.
 	Sysctl map[string]string

@@ -10,7 +10,8 @@ echo "ports_hex=$(awk 'NR>1 && $4=="0A"{split($2,a,":"); printf "%s,", a[2]}' /p
 echo "iface=$(ip -o -4 addr show | awk -v a="$1" '{split($4,p,"/"); if (p[1]==a) print $2}')"
 echo "br_netfilter=$(test -d /proc/sys/net/bridge && echo yes || echo no)"
 echo "overlay=$(grep -qw overlay /proc/filesystems && echo yes || echo no)"
-for u in etcd haproxy keepalived kube-apiserver kubelet containerd; do systemctl is-active -q $u 2>/dev/null && echo "active=$u"; done
+# Running in any state (etcd is "activating" until it has joined its cluster).
+for u in etcd haproxy keepalived kube-apiserver kubelet containerd; do case $(systemctl is-active $u 2>/dev/null) in active | activating | reloading | deactivating) echo "active=$u" ;; esac; done
 for c in systemctl sha256sum ip iptables sysctl mount tar; do command -v $c >/dev/null || echo "missing=$c"; done
 for p in apt-get dnf yum apk; do command -v $p >/dev/null && { echo "pkg=$p"; break; }; done
 # The live value of each key k4t's sysctl file sets (the file is the list).
