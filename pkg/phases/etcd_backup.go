@@ -179,32 +179,34 @@ func (p *EtcdBackup) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Ch
 }
 
 // backupMember picks, once per run, the member to snapshot: the first
-// healthy follower, else the leader, in inventory order.
+// follower that answers, else the leader, in inventory order. Each member
+// is asked on its own, so one that is down is only skipped.
 func backupMember(ctx context.Context, r *engine.Run) (string, error) {
 	v, err := r.Value("etcd-backup-member", func() (any, error) {
-		members := r.Cluster.EtcdMembers()
-		out, err := Etcdctl(ctx, r, members[0], "endpoint status -w json")
-		if err != nil {
-			return nil, engine.WrapPhase("etcd-backup", members[0].Name, fmt.Errorf("etcd endpoint status: %w — is etcd healthy?", err))
-		}
-		var sts []etcdStatus
-		if err := json.Unmarshal([]byte(out), &sts); err != nil {
-			return nil, fmt.Errorf("parsing etcdctl endpoint status: %w", err)
-		}
 		leader := ""
-		for _, m := range members {
-			for _, s := range sts {
-				if s.Endpoint != etcdClientURL(m) || s.Status.Header.MemberID == 0 {
-					continue
-				}
-				if s.Status.Header.MemberID != s.Status.Leader {
-					return m.Name, nil
-				}
-				leader = m.Name
+		var why []string
+		for _, m := range r.Cluster.EtcdMembers() {
+			conn, err := r.Connect(ctx, m)
+			if err != nil {
+				why = append(why, err.Error())
+				continue
 			}
+			res, err := conn.Run(ctx, transport.Cmd{Command: etcdctlCmd([]*v1alpha1.Host{m}, "endpoint status -w json"), Timeout: 30 * time.Second, ReadOnly: true})
+			var sts []etcdStatus
+			if err == nil {
+				err = json.Unmarshal(res.Stdout, &sts)
+			}
+			if err != nil || len(sts) != 1 || sts[0].Status.Header.MemberID == 0 {
+				why = append(why, fmt.Sprintf("%s: %v", m.Name, err))
+				continue
+			}
+			if sts[0].Status.Header.MemberID != sts[0].Status.Leader {
+				return m.Name, nil
+			}
+			leader = m.Name
 		}
 		if leader == "" {
-			return nil, engine.Errorf(members[0].Name, "etcd-backup", "check etcd with etcdctl endpoint health on the members", "no etcd member answered endpoint status:\n%s", out)
+			return nil, engine.Errorf("", "etcd-backup", "check etcd with etcdctl endpoint health on the members", "no etcd member answered endpoint status: %s", strings.Join(why, "; "))
 		}
 		return leader, nil
 	})

@@ -25,17 +25,16 @@ func TestEtcdBackup(t *testing.T) {
 	c, st := loadExample(t, "ha.yaml")
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	fakes := map[string]*transport.Fake{}
-	var sts []string
 	for i, m := range c.EtcdMembers() {
 		fakes[m.Name] = transport.NewFake(m.Name)
-		sts = append(sts, fmt.Sprintf(`{"Endpoint":"https://%s:2379","Status":{"header":{"member_id":%d},"leader":1}}`, m.InternalAddress, i+1))
+		// master1 leads; master2 answers as a follower.
+		fakes[m.Name].Respond("ETCDCTL_API=3 etcdctl", fmt.Sprintf(`[{"Endpoint":"https://%s:2379","Status":{"header":{"member_id":%d},"leader":1}}]`, m.InternalAddress, i+1)+"\n")
 	}
 	for _, h := range c.Spec.Hosts {
 		if fakes[h.Name] == nil {
 			fakes[h.Name] = transport.NewFake(h.Name)
 		}
 	}
-	fakes["master1"].Respond("ETCDCTL_API=3 etcdctl", "["+strings.Join(sts, ",")+"]\n")
 	snap := []byte("an etcd snapshot")
 	sum := sha256.Sum256(snap)
 	remote := "/var/lib/k4t/snapshots/backup-20261201T100000Z.db"
