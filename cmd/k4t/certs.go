@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"k4t.io/k4t/pkg/action"
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/certs"
 	"k4t.io/k4t/pkg/engine"
@@ -189,7 +190,7 @@ func humanDuration(d time.Duration) string {
 
 func renewCmd(g *globalFlags) *cobra.Command {
 	var hf hostsFlags
-	var all bool
+	var all, dryRun bool
 	var within, validity time.Duration
 	c := &cobra.Command{
 		Use:   "renew [--all | NAME…] -f hosts.yaml",
@@ -199,7 +200,9 @@ socket), kubeadm renews its certificates, k4t's etcd certificates are renewed in
 dir (keys kept) and pushed, exactly the static pods and units that use a renewed
 certificate restart, kubelet's certificates are renewed; then k4t waits for that master's
 /readyz and for etcd health and puts it back. Workers' kubelet certificates follow. Then
-the bastion's kubeconfig is refreshed. The first failure stops the roll.
+the bastion's kubeconfig is refreshed. The first failure stops the roll; a master whose
+/readyz does not answer then stays out of HAProxy until the next renew. --dry-run prints
+every host's steps in order and changes nothing.
 
 NAMEs: ` + strings.Join(phases.AllCertNames(), ", ") + `.
 --if-expiring-within D checks first and renews everything only when a certificate
@@ -211,20 +214,16 @@ expires within D (what the scheduled job runs).`,
 			case !all && len(args) == 0 && within == 0:
 				return usagef("name the certificates to renew (%s) or pass --all", strings.Join(phases.AllCertNames(), ", "))
 			}
-			if _, err := phases.ParseCertNames(args); err != nil {
+			rn, err := phases.NewCertsRenewal(phases.RenewOptions{Names: args, IfExpiringWithin: within, Validity: validity})
+			if err != nil {
 				return usageError{err}
 			}
-			return withHostsRun(cmd, g, hf, false, func(s *session, r *engine.Run) error {
+			return withHostsRun(cmd, g, hf, dryRun, func(s *session, r *engine.Run) error {
 				start := time.Now()
-				res, err := phases.RenewCerts(cmdContext(cmd), r, phases.RenewOptions{Names: args, IfExpiringWithin: within, Validity: validity})
-				if err != nil {
-					done := ""
-					if res != nil && len(res.Renewed) > 0 {
-						done = fmt.Sprintf(" (renewed before the failure: %s; the other hosts are untouched)", strings.Join(res.Renewed, ", "))
-					}
-					return fmt.Errorf("%w%s\n(full log: %s)", err, done, s.logFile.Name())
+				if _, err := (&engine.Engine{Run: r, Phases: action.CertsRenew(rn)}).Execute(cmdContext(cmd)); err != nil {
+					return fmt.Errorf("%w\n(full log: %s)", err, s.logFile.Name())
 				}
-				if !res.Skipped {
+				if res := rn.Result; !res.Skipped && !dryRun {
 					s.events.Infof("certs", "", "renewed certificates on %d host(s) in %s: %s", len(res.Renewed), time.Since(start).Round(time.Second), strings.Join(res.Renewed, ", "))
 				}
 				return nil
@@ -233,6 +232,7 @@ expires within D (what the scheduled job runs).`,
 	}
 	hf.bind(c)
 	c.Flags().BoolVar(&all, "all", false, "renew every certificate")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "show each host's steps in order; change nothing")
 	c.Flags().Var(durationFlag{&within}, "if-expiring-within", "check first; renew (everything named, default all) only if a certificate expires within this (e.g. 30d)")
 	c.Flags().Var(durationFlag{&validity}, "validity", "validity of k4t's etcd certificates; default spec.certificates.validity (kubeadm's and kubelet's keep theirs)")
 	return c
@@ -259,7 +259,11 @@ then runs the renewal roll so every component reloads them, one master at a time
 					s.events.Warnf("certs", "", "CA certificates pushed; components load them at their next restart (`k4t certs renew --all`)")
 					return nil
 				}
-				if _, err := phases.RenewCerts(ctx, r, phases.RenewOptions{}); err != nil {
+				rn, err := phases.NewCertsRenewal(phases.RenewOptions{})
+				if err != nil {
+					return err
+				}
+				if _, err := (&engine.Engine{Run: r, Phases: action.CertsRenew(rn)}).Execute(ctx); err != nil {
 					return fmt.Errorf("%w\n(full log: %s)", err, s.logFile.Name())
 				}
 				return nil

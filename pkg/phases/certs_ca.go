@@ -57,7 +57,7 @@ func caTargets(c *v1alpha1.Cluster, h *v1alpha1.Host, name string) []string {
 // subjects (so every certificate they signed still verifies), then writes the new CA
 // certificates to every host that holds them and the new cluster CA into each node's
 // kubelet.conf. Components read their CA files at start: the caller restarts them with a
-// renewal roll (RenewCerts), one master at a time. validity <= 0 keeps each CA's length.
+// renewal roll (pkg/action CertsRenew), one master at a time. validity <= 0 keeps each CA's length.
 func RenewCAs(ctx context.Context, r *engine.Run, names []string, validity time.Duration) error {
 	if len(names) == 0 || slices.Contains(names, "all") {
 		names = CANames()

@@ -12,6 +12,7 @@ import (
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/certs"
 	"k4t.io/k4t/pkg/engine"
+	"k4t.io/k4t/pkg/state"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -26,7 +27,7 @@ var (
 	KubeletCertNames = []string{"kubelet-client", "kubelet-serving"}
 )
 
-// AllCertNames lists every name RenewCerts accepts besides "all".
+// AllCertNames lists every name `k4t certs renew` accepts besides "all".
 func AllCertNames() []string {
 	return slices.Concat(KubeadmCertNames, EtcdCertNames, KubeletCertNames)
 }
@@ -41,7 +42,7 @@ var podsUsing = map[string]string{
 	"scheduler.conf":           "kube-scheduler",
 }
 
-// RenewOptions tune RenewCerts.
+// RenewOptions tune a CertsRenewal.
 type RenewOptions struct {
 	// Names to renew; empty or containing "all" means every name (AllCertNames).
 	Names []string
@@ -57,7 +58,7 @@ type RenewOptions struct {
 	Poll time.Duration
 }
 
-// RenewResult says what RenewCerts did.
+// RenewResult says what a CertsRenewal did.
 type RenewResult struct {
 	// Skipped: IfExpiringWithin was set and nothing expires within it.
 	Skipped bool
@@ -85,117 +86,140 @@ func ParseCertNames(names []string) ([]string, error) {
 	return out, nil
 }
 
-type renewer struct {
-	r       *engine.Run
-	o       RenewOptions
-	names   []string
-	has     func(...string) bool
-	poll    time.Duration
-	readyTO time.Duration
-	goneTO  time.Duration
+// CertsRenewal is what the phases of `k4t certs renew` (pkg/action) share:
+// the options, the certificate names, and what the run did.
+type CertsRenewal struct {
+	Opts   RenewOptions
+	Result RenewResult
+	names  []string
 }
 
-// RenewCerts renews certificates one master at a time (see docs/certs.md): for each etcd
-// member and master in turn it takes the master out of HAProxy on every slb host, renews
-// kubeadm's certificates with kubeadm, pushes k4t's renewed etcd certificates, restarts
-// exactly the static pods and units whose certificates changed, renews kubelet's
-// certificates, waits for that master's /readyz and for etcd health, and puts it back.
-// Workers' kubelet certificates follow, one node at a time. Finally the bastion's admin
-// kubeconfig is refreshed. The first failure stops the roll: hosts not reached yet are
-// untouched.
-func RenewCerts(ctx context.Context, r *engine.Run, o RenewOptions) (*RenewResult, error) {
+// NewCertsRenewal checks o's names and fills in the default timeouts.
+func NewCertsRenewal(o RenewOptions) (*CertsRenewal, error) {
 	names, err := ParseCertNames(o.Names)
 	if err != nil {
 		return nil, err
 	}
-	rn := &renewer{r: r, o: o, names: names, poll: o.Poll, readyTO: o.ReadyTimeout, goneTO: o.PodGoneTimeout}
-	rn.has = func(ns ...string) bool {
-		return slices.ContainsFunc(ns, func(n string) bool { return slices.Contains(names, n) })
+	if o.Poll <= 0 {
+		o.Poll = time.Second
 	}
-	if rn.poll <= 0 {
-		rn.poll = time.Second
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 3 * time.Minute
 	}
-	if rn.readyTO <= 0 {
-		rn.readyTO = 3 * time.Minute
+	if o.PodGoneTimeout <= 0 {
+		o.PodGoneTimeout = 2 * time.Minute
 	}
-	if rn.goneTO <= 0 {
-		rn.goneTO = 2 * time.Minute
-	}
-	if rn.o.Validity <= 0 {
-		rn.o.Validity = r.Cluster.Spec.Certificates.Validity.Duration
-	}
-	res := &RenewResult{}
-	// What a killed renew started is finished first, even when nothing
-	// expires any more: masters back into HAProxy, paused static pods back,
-	// pending restarts done.
-	if err := FinishInterrupted(ctx, r, certsPhase); err != nil {
-		return res, err
-	}
-	if err := rn.restorePaused(ctx); err != nil {
-		return res, err
-	}
-	if o.IfExpiringWithin > 0 {
-		rows := CheckAllCerts(ctx, r)
-		need, which := certs.NeedsRenewal(rows, o.IfExpiringWithin)
-		for _, row := range rows {
-			if row.Err != "" {
-				r.Events.Warnf(certsPhase, row.Host, "%s: %s", row.Name, row.Err)
-			}
-		}
-		if !need {
-			res.Skipped = true
-			r.Events.Infof(certsPhase, "", "no certificate expires within %s: nothing to renew", o.IfExpiringWithin)
-			return res, nil
-		}
-		res.Expiring = which
-		r.Events.Infof(certsPhase, "", "%d certificate(s) expire within %s (first: %s): renewing", len(which), o.IfExpiringWithin, which[0])
-	}
-	if err := rn.renewLocal(); err != nil {
-		return res, err
-	}
-	for _, h := range rn.rollOrder() {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		if err := rn.host(ctx, h); err != nil {
-			// Health gates borrowed from other phases name their phase; this is "certs".
-			var pe *engine.Error
-			if errors.As(err, &pe) {
-				pe.Phase = certsPhase
-				if pe.Host == "" {
-					pe.Host = h.Name
-				}
-			}
-			return res, engine.WrapPhase(certsPhase, h.Name, err)
-		}
-		res.Renewed = append(res.Renewed, h.Name)
-	}
-	if rn.has(KubeadmCertNames...) || rn.has(EtcdCertNames...) {
-		if err := (&Kubeconfig{}).Check(ctx, r); err != nil {
-			return res, engine.WrapPhase(certsPhase, r.Cluster.FirstMaster().Name, fmt.Errorf("refreshing the bastion's kubeconfig: %w", err))
-		}
-	}
-	return res, nil
+	return &CertsRenewal{Opts: o, names: names}, nil
 }
 
-// restorePaused moves back the static pod manifests that a run killed while
-// pods were paused left aside, on every master; a change only where there are.
-func (rn *renewer) restorePaused(ctx context.Context) error {
-	return engine.OnHosts(ctx, rn.r, certsPhase, rn.r.Cluster.Masters(), func(ctx context.Context, hc *engine.HostCtx) error {
-		res, err := hc.Conn.Run(ctx, transport.Cmd{Command: fmt.Sprintf("ls %s/*.yaml 2>/dev/null; true", pausedDir), ReadOnly: true})
-		if err != nil || strings.TrimSpace(string(res.Stdout)) == "" {
-			return err
-		}
-		return rn.cmd(ctx, hc, "restore static pod manifests an interrupted run paused",
-			fmt.Sprintf("for f in %[1]s/*.yaml; do [ -e \"$f\" ] && mv -n \"$f\" %[2]s/; done; true", pausedDir, manifestsDir), time.Minute)
+func (c *CertsRenewal) has(ns ...string) bool {
+	return slices.ContainsFunc(ns, func(n string) bool { return slices.Contains(c.names, n) })
+}
+
+// renewer is a renewal at work in one run.
+type renewer struct {
+	*CertsRenewal
+	r *engine.Run
+}
+
+func (c *CertsRenewal) in(r *engine.Run) *renewer { return &renewer{CertsRenewal: c, r: r} }
+
+// ---- certs renew, phase by phase (the order is pkg/action's CertsRenew) ----
+
+// CertsResume finishes what a killed renew started, before anything else and
+// even when nothing expires any more: masters it left out of HAProxy go back,
+// static pods it paused come back, restarts it journaled are done (the
+// engine re-plans those of this phase's name, "certs").
+type CertsResume struct{}
+
+func (*CertsResume) Name() string  { return certsPhase }
+func (*CertsResume) Title() string { return "Finish what an interrupted renew started" }
+func (*CertsResume) Hosts(r *engine.Run) []*v1alpha1.Host {
+	return slices.DeleteFunc(slices.Clone(engine.AllHosts(r)), func(h *v1alpha1.Host) bool {
+		return !isMember(r.Cluster, h) && !h.HasRole(v1alpha1.RoleMaster) && !h.HasRole(v1alpha1.RoleWorker)
 	})
 }
+func (*CertsResume) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
+	r := hc.Run
+	var out []*engine.Change
+	if hc.Host.HasRole(v1alpha1.RoleMaster) {
+		res, err := hc.Conn.Run(ctx, transport.Cmd{Command: fmt.Sprintf("ls %s/*.yaml 2>/dev/null; true", pausedDir), ReadOnly: true})
+		if err != nil {
+			return nil, err
+		}
+		if strings.TrimSpace(string(res.Stdout)) != "" {
+			cmd := fmt.Sprintf("for f in %[1]s/*.yaml; do [ -e \"$f\" ] && mv -n \"$f\" %[2]s/; done; true", pausedDir, manifestsDir)
+			out = append(out, engine.CommandChange(hc, certsPhase, "restore the static pod manifests an interrupted renew paused", cmd))
+		}
+	}
+	pending, err := state.PendingIntents(r.State.Journal())
+	if err != nil {
+		return nil, fmt.Errorf("reading the journal: %w", err)
+	}
+	name := hc.Name()
+	if slices.ContainsFunc(pending, func(p state.Pending) bool { return p.Phase == certsPhase && p.Key == lbOutKey(name) }) {
+		out = append(out, &engine.Change{Kind: engine.KindCommand, Key: "step:haproxy-in", Desc: "put " + name + " back into HAProxy (an interrupted renew left it out)",
+			Apply: func(ctx context.Context, _ transport.Host) error { return HAProxyIn(ctx, r, certsPhase, name) }})
+	}
+	return out, nil
+}
 
-// rollOrder: external etcd members, then masters (the first master last, so the one that
-// holds super-admin.conf and answers k4t's kubectl is changed when the others are back),
-// then workers.
-func (rn *renewer) rollOrder() []*v1alpha1.Host {
-	c := rn.r.Cluster
+// CertsExpiring decides, with --if-expiring-within, whether anything is renewed:
+// the rest of the pipeline runs only when some certificate expires within it.
+type CertsExpiring struct{ Renewal *CertsRenewal }
+
+func (*CertsExpiring) Name() string  { return "certs-check" }
+func (*CertsExpiring) Title() string { return "Certificates expiring soon decide whether to renew" }
+func (p *CertsExpiring) ShouldRun(*engine.Run) bool {
+	return p.Renewal.Opts.IfExpiringWithin > 0
+}
+func (*CertsExpiring) CheckInPlan() {}
+func (p *CertsExpiring) Check(ctx context.Context, r *engine.Run) error {
+	within := p.Renewal.Opts.IfExpiringWithin
+	rows := CheckAllCerts(ctx, r)
+	need, which := certs.NeedsRenewal(rows, within)
+	for _, row := range rows {
+		if row.Err != "" {
+			r.Events.Warnf(certsPhase, row.Host, "%s: %s", row.Name, row.Err)
+		}
+	}
+	if !need {
+		p.Renewal.Result.Skipped = true
+		r.Events.Infof(certsPhase, "", "no certificate expires within %s: nothing to renew", within)
+		return nil
+	}
+	p.Renewal.Result.Expiring = which
+	r.Events.Infof(certsPhase, "", "%d certificate(s) expire within %s (first: %s): renewing", len(which), within, which[0])
+	return nil
+}
+
+// CertsLocal renews k4t's etcd certificates in the state dir, keeping their
+// keys; the roll pushes them.
+type CertsLocal struct{ Renewal *CertsRenewal }
+
+func (*CertsLocal) Name() string  { return "certs-local" }
+func (*CertsLocal) Title() string { return "k4t's etcd certificates in the state dir (keys kept)" }
+func (p *CertsLocal) ShouldRun(*engine.Run) bool {
+	return !p.Renewal.Result.Skipped && p.Renewal.has(EtcdCertNames...)
+}
+func (*CertsLocal) CheckInPlan() {}
+func (p *CertsLocal) Check(_ context.Context, r *engine.Run) error {
+	return p.Renewal.in(r).renewLocal()
+}
+
+// CertsRoll renews, one host at a time, external etcd members, then masters
+// (the first master last, so the one that holds super-admin.conf and answers
+// k4t's kubectl changes when the others are back). A master leaves HAProxy
+// first and comes back after its /readyz and etcd health.
+type CertsRoll struct{ Renewal *CertsRenewal }
+
+func (*CertsRoll) Name() string { return "certs-roll" }
+func (*CertsRoll) Title() string {
+	return "Etcd members and masters, one at a time: out of HAProxy, renew, restart what uses them, health, back"
+}
+func (p *CertsRoll) ShouldRun(*engine.Run) bool { return !p.Renewal.Result.Skipped }
+func (*CertsRoll) Hosts(r *engine.Run) []*v1alpha1.Host {
+	c := r.Cluster
 	var out []*v1alpha1.Host
 	for _, m := range c.EtcdMembers() {
 		if !m.HasRole(v1alpha1.RoleMaster) {
@@ -206,18 +230,51 @@ func (rn *renewer) rollOrder() []*v1alpha1.Host {
 	if len(masters) > 1 {
 		masters = append(slices.Clone(masters[1:]), masters[0])
 	}
-	out = append(out, masters...)
-	if rn.has(KubeletCertNames...) {
-		for _, w := range c.Workers() {
-			if !w.HasRole(v1alpha1.RoleMaster) {
-				out = append(out, w)
-			}
-		}
-	}
-	return out
+	return append(out, masters...)
+}
+func (p *CertsRoll) Plan(_ context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
+	return p.Renewal.in(hc.Run).planHost(hc), nil
+}
+func (p *CertsRoll) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan) error {
+	return p.Renewal.in(r).roll(ctx, plans)
 }
 
-// renewLocal renews k4t's etcd certificates in the state dir, keeping their keys.
+// CertsRollWorkers renews kubelet's certificates on the workers, one at a time.
+type CertsRollWorkers struct{ Renewal *CertsRenewal }
+
+func (*CertsRollWorkers) Name() string  { return "certs-workers" }
+func (*CertsRollWorkers) Title() string { return "Workers' kubelet certificates, one node at a time" }
+func (p *CertsRollWorkers) ShouldRun(*engine.Run) bool {
+	return !p.Renewal.Result.Skipped && p.Renewal.has(KubeletCertNames...)
+}
+func (*CertsRollWorkers) Hosts(r *engine.Run) []*v1alpha1.Host {
+	return slices.DeleteFunc(slices.Clone(r.Cluster.Workers()), func(w *v1alpha1.Host) bool { return w.HasRole(v1alpha1.RoleMaster) })
+}
+func (p *CertsRollWorkers) Plan(_ context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
+	return p.Renewal.in(hc.Run).planHost(hc), nil
+}
+func (p *CertsRollWorkers) Apply(ctx context.Context, r *engine.Run, plans []*engine.HostPlan) error {
+	return p.Renewal.in(r).roll(ctx, plans)
+}
+
+// CertsKubeconfig refreshes the bastion's admin kubeconfig after a renewal of
+// kubeadm's or etcd's certificates.
+type CertsKubeconfig struct{ Renewal *CertsRenewal }
+
+func (*CertsKubeconfig) Name() string  { return "certs-kubeconfig" }
+func (*CertsKubeconfig) Title() string { return "The bastion's admin kubeconfig" }
+func (p *CertsKubeconfig) ShouldRun(*engine.Run) bool {
+	return !p.Renewal.Result.Skipped && (p.Renewal.has(KubeadmCertNames...) || p.Renewal.has(EtcdCertNames...))
+}
+func (p *CertsKubeconfig) Check(ctx context.Context, r *engine.Run) error {
+	if err := (&Kubeconfig{}).Check(ctx, r); err != nil {
+		return engine.WrapPhase(certsPhase, r.Cluster.FirstMaster().Name, fmt.Errorf("refreshing the bastion's kubeconfig: %w", err))
+	}
+	return nil
+}
+
+// renewLocal renews k4t's etcd certificates in the state dir, keeping their
+// keys; a plan only says which.
 func (rn *renewer) renewLocal() error {
 	var rels []string
 	for _, m := range rn.r.Cluster.EtcdMembers() {
@@ -234,8 +291,17 @@ func (rn *renewer) renewLocal() error {
 	if rn.has("apiserver-etcd-client") {
 		rels = append(rels, certs.APIServerEtcd+".crt")
 	}
+	validity := rn.Opts.Validity
+	if validity <= 0 {
+		validity = rn.r.Cluster.Spec.Certificates.Validity.Duration
+	}
+	if rn.r.DryRun {
+		engine.EmitPlanned(rn.r, &engine.Change{Phase: "certs-local", Kind: engine.KindFile,
+			Desc: fmt.Sprintf("renew %d etcd certificate(s) in %s, keeping their keys: %s", len(rels), rn.r.State.PKI(), strings.Join(rels, ", "))})
+		return nil
+	}
 	for _, rel := range rels {
-		if err := certs.RenewLeaf(rn.r.State.PKI(), rel, rn.o.Validity, rn.r.Now()); err != nil {
+		if err := certs.RenewLeaf(rn.r.State.PKI(), rel, validity, rn.r.Now()); err != nil {
 			return engine.Errorf("", certsPhase, "run `k4t apply --only pki` to re-issue what is missing, then renew again",
 				"renewing %s in %s: %v", rel, rn.r.State.PKI(), err)
 		}
@@ -250,91 +316,129 @@ func isMember(c *v1alpha1.Cluster, h *v1alpha1.Host) bool {
 	return slices.ContainsFunc(c.EtcdMembers(), func(m *v1alpha1.Host) bool { return m.Name == h.Name })
 }
 
-// host renews everything on one host; masters are out of HAProxy meanwhile.
-func (rn *renewer) host(ctx context.Context, h *v1alpha1.Host) (err error) {
+// roll applies the hosts' plans one at a time, in order; the first failure
+// stops it, and the hosts not reached yet are untouched.
+func (rn *renewer) roll(ctx context.Context, plans []*engine.HostPlan) error {
 	r := rn.r
-	conn, err := r.Connect(ctx, h)
-	if err != nil {
-		return err
-	}
-	hc := &engine.HostCtx{Host: h, Conn: conn, Run: r}
-	master := h.HasRole(v1alpha1.RoleMaster)
-	start := time.Now()
-	r.Events.Infof(certsPhase, h.Name, "renewing certificates")
-	if master {
-		if len(r.Cluster.SLBs()) > 0 {
-			if err := HAProxyOut(ctx, r, certsPhase, h); err != nil {
-				return err
-			}
-			// Put it back whatever happens: HAProxy's health check keeps traffic away
-			// from a kube-apiserver that is not ready. A kill before this leaves
-			// the journaled intent, which the next renew finishes first.
-			defer func() {
-				if e := HAProxyIn(context.WithoutCancel(ctx), r, certsPhase, h.Name); e != nil && err == nil {
-					err = e
-				}
-				if err == nil {
-					err = WaitHAProxyUp(ctx, r, certsPhase, h.Name, time.Minute)
-				}
-			}()
+	for _, pl := range plans {
+		if len(pl.Changes) == 0 {
+			continue
 		}
+		start := time.Now()
+		r.Events.Infof(certsPhase, pl.Name(), "renewing certificates")
+		if err := engine.ApplyChanges(ctx, r, pl); err != nil {
+			return rn.stoppedAt(ctx, pl.HostCtx, err)
+		}
+		rn.Result.Renewed = append(rn.Result.Renewed, pl.Name())
+		r.Events.Infof(certsPhase, pl.Name(), "certificates renewed in %s", time.Since(start).Round(time.Second))
+	}
+	return nil
+}
+
+// stoppedAt ends a roll that failed on hc's host. A master out of HAProxy goes
+// back only if its kube-apiserver answers /readyz now; otherwise it stays out,
+// and the next renew puts it back first (the intent is in the journal).
+func (rn *renewer) stoppedAt(ctx context.Context, hc *engine.HostCtx, err error) error {
+	r := rn.r
+	left := ""
+	if hc.Host.HasRole(v1alpha1.RoleMaster) && len(r.Cluster.SLBs()) > 0 {
+		ctx := context.WithoutCancel(ctx)
+		pending, jerr := state.PendingIntents(r.State.Journal())
+		out := jerr == nil && slices.ContainsFunc(pending, func(p state.Pending) bool { return p.Phase == certsPhase && p.Key == lbOutKey(hc.Name()) })
+		if out {
+			left = ", which is left out of HAProxy (its /readyz does not answer)"
+			if apiServerReady(ctx, hc, "https://"+hc.Host.InternalAddress+":6443") == nil {
+				if e := HAProxyIn(ctx, r, certsPhase, hc.Name()); e == nil {
+					left = " (back in HAProxy: its /readyz answers)"
+				}
+			}
+		}
+	}
+	if len(rn.Result.Renewed) > 0 {
+		left += fmt.Sprintf("; renewed before it: %s", strings.Join(rn.Result.Renewed, ", "))
+	}
+	return engine.Errorf(hc.Name(), certsPhase,
+		"fix the cause and run `k4t certs renew` again: it first finishes what this run left, then renews from the start (hosts not reached yet are untouched)",
+		"renew stopped at %s%s: %w", hc.Name(), left, err)
+}
+
+// planHost lists one host's renewal, step by step. What it restarts follows
+// from the names: each renewed certificate is new, so its users restart.
+func (rn *renewer) planHost(hc *engine.HostCtx) []*engine.Change {
+	r, h, name := rn.r, hc.Host, hc.Name()
+	master := h.HasRole(v1alpha1.RoleMaster)
+	member := isMember(r.Cluster, h)
+	cs := engine.NewChanges(hc, certsPhase)
+	step := func(desc string, apply func(ctx context.Context) error) {
+		cs.Add(&engine.Change{Kind: engine.KindCommand, Key: "step:" + desc, Desc: desc,
+			Apply: func(ctx context.Context, _ transport.Host) error { return apply(ctx) }})
+	}
+	if master && len(r.Cluster.SLBs()) > 0 {
+		step("take "+name+" out of HAProxy on every slb", func(ctx context.Context) error { return HAProxyOut(ctx, r, certsPhase, h) })
 	}
 	pods := map[string]bool{}
-	if master {
-		kn, err := rn.kubeadm(ctx, hc)
-		if err != nil {
-			return err
-		}
-		for _, n := range kn {
+	if names := rn.kubeadmNames(hc); master && len(names) > 0 {
+		step("kubeadm certs renew "+strings.Join(names, " "), func(ctx context.Context) error { return rn.kubeadm(ctx, hc, names) })
+		for _, n := range names {
 			if p := podsUsing[n]; p != "" {
 				pods[p] = true
 			}
 		}
 	}
-	etcdChanged, clientChanged, err := rn.pushEtcd(ctx, hc, master)
-	if err != nil {
-		return err
+	if pushed := rn.etcdFiles(hc); len(pushed) > 0 {
+		var ns []string
+		for _, f := range pushed {
+			ns = append(ns, f.name)
+			if f.name == "apiserver-etcd-client" {
+				pods["kube-apiserver"] = true
+			}
+		}
+		step("push the renewed "+strings.Join(ns, ", ")+" from the state dir", func(ctx context.Context) error { return rn.pushEtcd(ctx, hc, pushed) })
 	}
-	if clientChanged {
-		pods["kube-apiserver"] = true
-	}
-	if etcdChanged {
-		if err := rn.moveEtcdLeader(ctx, h); err != nil {
-			return err
-		}
-		c := engine.RestartChange(hc, "etcd")
-		c.Phase = certsPhase
-		if err := engine.ApplyChange(ctx, r, conn, c); err != nil {
-			return err
-		}
-		if err := WaitEtcdHealthy(ctx, r, etcdHealthTimeout); err != nil {
-			return err
-		}
+	if member && rn.has("etcd-server", "etcd-peer") {
+		step("restart etcd (leadership moved away first if "+name+" leads) and wait for etcd health", func(ctx context.Context) error {
+			if err := rn.moveEtcdLeader(ctx, h); err != nil {
+				return err
+			}
+			c := engine.RestartChange(hc, "etcd")
+			c.Phase = certsPhase
+			if err := engine.ApplyChange(ctx, r, hc.Conn, c); err != nil {
+				return err
+			}
+			return WaitEtcdHealthy(ctx, r, etcdHealthTimeout)
+		})
 	}
 	if len(pods) > 0 {
-		if err := rn.restartPods(ctx, hc, sortedKeys(pods)); err != nil {
-			return err
-		}
+		ps := sortedKeys(pods)
+		step("restart the static pods "+strings.Join(ps, ", ")+" (manifests moved aside, then back)", func(ctx context.Context) error {
+			return rn.restartPods(ctx, hc, ps)
+		})
 	}
-	if h.HasRole(v1alpha1.RoleMaster) || h.HasRole(v1alpha1.RoleWorker) {
-		if err := rn.kubelet(ctx, hc); err != nil {
-			return err
-		}
+	if (master || h.HasRole(v1alpha1.RoleWorker)) && rn.has(KubeletCertNames...) {
+		step("renew kubelet's "+strings.Join(slices.DeleteFunc(slices.Clone(KubeletCertNames), func(n string) bool { return !rn.has(n) }), ", ")+" certificate(s) and restart kubelet",
+			func(ctx context.Context) error { return rn.kubelet(ctx, hc) })
+	}
+	if len(cs.List) == 0 {
+		return nil
 	}
 	if master {
-		if err := WaitAPIServerReady(ctx, hc, "https://"+h.InternalAddress+":6443", rn.readyTO); err != nil {
-			return err
-		}
+		step("wait for "+name+"'s /readyz", func(ctx context.Context) error {
+			return WaitAPIServerReady(ctx, hc, "https://"+h.InternalAddress+":6443", rn.Opts.ReadyTimeout)
+		})
 	}
-	if isMember(r.Cluster, h) {
-		if err := WaitEtcdHealthy(ctx, r, etcdHealthTimeout); err != nil {
-			return err
-		}
+	if member {
+		step("wait for etcd health", func(ctx context.Context) error { return WaitEtcdHealthy(ctx, r, etcdHealthTimeout) })
 	}
-	r.Events.Infof(certsPhase, h.Name, "certificates renewed in %s", time.Since(start).Round(time.Second))
-	return nil
+	if master && len(r.Cluster.SLBs()) > 0 {
+		step("put "+name+" back into HAProxy and wait until every slb sees it UP", func(ctx context.Context) error {
+			if err := HAProxyIn(ctx, r, certsPhase, name); err != nil {
+				return err
+			}
+			return WaitHAProxyUp(ctx, r, certsPhase, name, time.Minute)
+		})
+	}
+	return cs.List
 }
-
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -354,8 +458,9 @@ func (rn *renewer) cmd(ctx context.Context, hc *engine.HostCtx, desc, command st
 	return engine.ApplyChange(ctx, rn.r, hc.Conn, c)
 }
 
-// kubeadm renews kubeadm's certificates on a master and returns the names renewed.
-func (rn *renewer) kubeadm(ctx context.Context, hc *engine.HostCtx) ([]string, error) {
+// kubeadmNames lists the kubeadm certificates renewed on a master
+// (super-admin.conf only on the first, which holds it).
+func (rn *renewer) kubeadmNames(hc *engine.HostCtx) []string {
 	var names []string
 	first := hc.Name() == rn.r.Cluster.FirstMaster().Name
 	for _, n := range KubeadmCertNames {
@@ -363,9 +468,12 @@ func (rn *renewer) kubeadm(ctx context.Context, hc *engine.HostCtx) ([]string, e
 			names = append(names, n)
 		}
 	}
-	if len(names) == 0 {
-		return nil, nil
-	}
+	return names
+}
+
+// kubeadm renews kubeadm's certificates names on a master.
+func (rn *renewer) kubeadm(ctx context.Context, hc *engine.HostCtx, names []string) error {
+	first := hc.Name() == rn.r.Cluster.FirstMaster().Name
 	var cmd string
 	if len(names) == len(KubeadmCertNames) || (!first && len(names) == len(KubeadmCertNames)-1) {
 		cmd = "kubeadm certs renew all"
@@ -378,54 +486,49 @@ func (rn *renewer) kubeadm(ctx context.Context, hc *engine.HostCtx) ([]string, e
 	}
 	err := rn.cmd(ctx, hc, "kubeadm certs renew "+strings.Join(names, " "), cmd+" >/dev/null", 2*time.Minute)
 	if err != nil {
-		return nil, engine.Errorf(hc.Name(), certsPhase, "run `kubeadm certs check-expiration` on "+hc.Name()+"; kubeadm reads its ClusterConfiguration through the API, so the API must answer",
+		return engine.Errorf(hc.Name(), certsPhase, "run `kubeadm certs check-expiration` on "+hc.Name()+"; kubeadm reads its ClusterConfiguration through the API, so the API must answer",
 			"%v", err)
 	}
-	return names, nil
+	return nil
 }
 
-// pushEtcd writes the renewed etcd certificates of this host from the state dir.
-func (rn *renewer) pushEtcd(ctx context.Context, hc *engine.HostCtx, master bool) (etcdChanged, clientChanged bool, err error) {
-	type f struct {
-		name, rel, remote string
-		etcd              bool
-	}
-	var files []f
+// etcdFile is one of k4t's etcd certificates on a host.
+type etcdFile struct{ name, rel, remote string }
+
+// etcdFiles lists the renewed etcd certificates that hc's host holds.
+func (rn *renewer) etcdFiles(hc *engine.HostCtx) []etcdFile {
+	var files []etcdFile
 	if isMember(rn.r.Cluster, hc.Host) {
 		files = append(files,
-			f{"etcd-server", certs.EtcdServer(hc.Name()) + ".crt", templates.EtcdServerCert, true},
-			f{"etcd-peer", certs.EtcdPeer(hc.Name()) + ".crt", templates.EtcdPeerCert, true},
-			f{"etcd-healthcheck-client", certs.EtcdHealthcheck + ".crt", etcdHealthCert, false})
+			etcdFile{"etcd-server", certs.EtcdServer(hc.Name()) + ".crt", templates.EtcdServerCert},
+			etcdFile{"etcd-peer", certs.EtcdPeer(hc.Name()) + ".crt", templates.EtcdPeerCert},
+			etcdFile{"etcd-healthcheck-client", certs.EtcdHealthcheck + ".crt", etcdHealthCert})
 	}
-	if master {
-		files = append(files, f{"apiserver-etcd-client", certs.APIServerEtcd + ".crt", templates.KubeadmEtcdClientCert, false})
+	if hc.Host.HasRole(v1alpha1.RoleMaster) {
+		files = append(files, etcdFile{"apiserver-etcd-client", certs.APIServerEtcd + ".crt", templates.KubeadmEtcdClientCert})
 	}
+	return slices.DeleteFunc(files, func(f etcdFile) bool { return !rn.has(f.name) })
+}
+
+// pushEtcd writes the renewed etcd certificates files from the state dir.
+func (rn *renewer) pushEtcd(ctx context.Context, hc *engine.HostCtx, files []etcdFile) error {
 	for _, x := range files {
-		if !rn.has(x.name) {
-			continue
-		}
 		file, o, err := pkiFile(rn.r, x.rel, x.remote)
 		if err != nil {
-			return false, false, err
+			return err
 		}
 		c, err := engine.FileChange(ctx, hc, certsPhase, file, o)
 		if err != nil {
-			return false, false, err
+			return err
 		}
 		if c == nil {
 			continue
 		}
 		if err := engine.ApplyChange(ctx, rn.r, hc.Conn, c); err != nil {
-			return false, false, err
-		}
-		if x.etcd {
-			etcdChanged = true
-		}
-		if x.name == "apiserver-etcd-client" {
-			clientChanged = true
+			return err
 		}
 	}
-	return etcdChanged, clientChanged, nil
+	return nil
 }
 
 const (
@@ -462,7 +565,7 @@ func (rn *renewer) restartPods(ctx context.Context, hc *engine.HostCtx, pods []s
 			err = e
 		}
 	}()
-	if err := rn.wait(ctx, hc, rn.goneTO, "containers of "+strings.Join(pods, ", ")+" to stop", func() (bool, string, error) {
+	if err := rn.wait(ctx, hc, rn.Opts.PodGoneTimeout, "containers of "+strings.Join(pods, ", ")+" to stop", func() (bool, string, error) {
 		res, err := hc.Conn.Run(ctx, transport.Cmd{Command: crictl + " ps -q --name '" + filter + "'", Timeout: 30 * time.Second, ReadOnly: true})
 		if err != nil {
 			return false, "", err
@@ -477,7 +580,7 @@ func (rn *renewer) restartPods(ctx context.Context, hc *engine.HostCtx, pods []s
 	if err := rn.cmd(ctx, hc, "restore static pods "+strings.Join(pods, ", "), strings.Join(back, " && "), 30*time.Second); err != nil {
 		return err
 	}
-	return rn.wait(ctx, hc, rn.readyTO, "new containers of "+strings.Join(pods, ", "), func() (bool, string, error) {
+	return rn.wait(ctx, hc, rn.Opts.ReadyTimeout, "new containers of "+strings.Join(pods, ", "), func() (bool, string, error) {
 		var missing []string
 		for _, p := range pods {
 			res, err := hc.Conn.Run(ctx, transport.Cmd{Command: crictl + " ps -q --name '^" + p + "$'", Timeout: 30 * time.Second, ReadOnly: true})
@@ -496,7 +599,7 @@ func (rn *renewer) restartPods(ctx context.Context, hc *engine.HostCtx, pods []s
 // wait polls cond until it holds, the timeout passes or ctx ends.
 func (rn *renewer) wait(ctx context.Context, hc *engine.HostCtx, timeout time.Duration, what string, cond func() (bool, string, error)) error {
 	var last string
-	err := engine.Poll(ctx, timeout, rn.poll, func(context.Context) (bool, error) {
+	err := engine.Poll(ctx, timeout, rn.Opts.Poll, func(context.Context) (bool, error) {
 		ok, status, err := cond()
 		switch {
 		case err != nil:
@@ -562,7 +665,7 @@ func (rn *renewer) kubelet(ctx context.Context, hc *engine.HostCtx) error {
 	if err := engine.ApplyChange(ctx, r, hc.Conn, c); err != nil {
 		return err
 	}
-	return rn.wait(ctx, hc, rn.readyTO, "kubelet's new serving certificate", func() (bool, string, error) {
+	return rn.wait(ctx, hc, rn.Opts.ReadyTimeout, "kubelet's new serving certificate", func() (bool, string, error) {
 		_, problems, err := ReadHostCerts(ctx, hc.Conn, []string{kubeletServing})
 		if err != nil {
 			return false, "", err

@@ -1,6 +1,7 @@
 package phases
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -341,7 +342,7 @@ func TestRenewRollsOneMasterAtATime(t *testing.T) {
 	before := CheckAllCerts(context.Background(), cc.run)
 	// x509 keeps whole seconds: renew "a minute later" so new NotAfters are later.
 	cc.run.Options.Now = func() time.Time { return time.Now().Add(time.Minute) }
-	res, err := RenewCerts(context.Background(), cc.run, RenewOptions{IfExpiringWithin: 3 * time.Hour, Poll: time.Millisecond})
+	res, err := renewCerts(context.Background(), cc.run, RenewOptions{IfExpiringWithin: 3 * time.Hour, Poll: time.Millisecond})
 	if err != nil {
 		t.Fatalf("%v\nlog:\n%s", err, strings.Join(cc.log, "\n"))
 	}
@@ -420,7 +421,7 @@ func TestRenewRollsOneMasterAtATime(t *testing.T) {
 func TestRenewStopsAtFirstFailure(t *testing.T) {
 	cc := newCertCluster(t, "slb1", "slb2", "master1", "master2", "master3")
 	cc.failOn["master3"] = "kubeadm certs renew"
-	res, err := RenewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"all"}, Poll: time.Millisecond})
+	res, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"all"}, Poll: time.Millisecond})
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -443,7 +444,7 @@ func TestRenewStopsAtFirstFailure(t *testing.T) {
 
 func TestRenewSkipsWhenNothingExpires(t *testing.T) {
 	cc := newCertCluster(t, "master1", "worker1")
-	res, err := RenewCerts(context.Background(), cc.run, RenewOptions{IfExpiringWithin: time.Hour, Poll: time.Millisecond})
+	res, err := renewCerts(context.Background(), cc.run, RenewOptions{IfExpiringWithin: time.Hour, Poll: time.Millisecond})
 	if err != nil || !res.Skipped {
 		t.Fatalf("res %+v err %v", res, err)
 	}
@@ -454,7 +455,7 @@ func TestRenewSkipsWhenNothingExpires(t *testing.T) {
 
 func TestRenewLightweightWithoutHAProxy(t *testing.T) {
 	cc := newCertCluster(t, "master1", "worker1")
-	res, err := RenewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"apiserver", "etcd-server"}, Poll: time.Millisecond})
+	res, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"apiserver", "etcd-server"}, Poll: time.Millisecond})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, strings.Join(cc.log, "\n"))
 	}
@@ -573,7 +574,7 @@ func TestNodeFallbackOnEveryMaster(t *testing.T) {
 func TestRenewFailureNamesCertsPhase(t *testing.T) {
 	cc := newCertCluster(t, "master1")
 	cc.failOn["master1"] = "kubectl --kubeconfig"
-	_, err := RenewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"scheduler.conf"}, Poll: time.Millisecond, ReadyTimeout: 10 * time.Millisecond})
+	_, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"scheduler.conf"}, Poll: time.Millisecond, ReadyTimeout: 10 * time.Millisecond})
 	if err == nil || !strings.HasPrefix(err.Error(), "master1 / certs: ") || !strings.Contains(err.Error(), "not ready") {
 		t.Errorf("err %v", err)
 	}
@@ -598,7 +599,7 @@ func TestPausedManifestsGoBackOnFailure(t *testing.T) {
 		}
 		return next(cmd)
 	}
-	_, err := RenewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"scheduler.conf"}, Poll: time.Millisecond, PodGoneTimeout: 20 * time.Millisecond})
+	_, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"scheduler.conf"}, Poll: time.Millisecond, PodGoneTimeout: 20 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "runtime not answering") {
 		t.Fatalf("err %v", err)
 	}
@@ -615,7 +616,7 @@ func TestRenewFinishesWhatAKilledRunStarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	cc.disabled["slb1"], cc.disabled["slb2"] = []string{"master2"}, []string{"master2"}
-	res, err := RenewCerts(context.Background(), cc.run, RenewOptions{IfExpiringWithin: time.Hour, Poll: time.Millisecond})
+	res, err := renewCerts(context.Background(), cc.run, RenewOptions{IfExpiringWithin: time.Hour, Poll: time.Millisecond})
 	if err != nil || !res.Skipped {
 		t.Fatalf("res %+v err %v", res, err)
 	}
@@ -629,7 +630,98 @@ func TestRenewFinishesWhatAKilledRunStarted(t *testing.T) {
 	}
 	// And a second run has nothing left to finish.
 	cc.log = nil
-	if _, err := RenewCerts(context.Background(), cc.run, RenewOptions{IfExpiringWithin: time.Hour, Poll: time.Millisecond}); err != nil || len(cc.log) != 0 {
+	if _, err := renewCerts(context.Background(), cc.run, RenewOptions{IfExpiringWithin: time.Hour, Poll: time.Millisecond}); err != nil || len(cc.log) != 0 {
 		t.Errorf("second run: %v, touched %v", err, cc.log)
+	}
+}
+
+// renewCerts runs `k4t certs renew`'s phases in pkg/action's order (that
+// package imports this one, so its list cannot be used here).
+func renewCerts(ctx context.Context, r *engine.Run, o RenewOptions) (*RenewResult, error) {
+	rn, err := NewCertsRenewal(o)
+	if err != nil {
+		return nil, err
+	}
+	_, err = (&engine.Engine{Run: r, Phases: []engine.Phase{
+		&CertsResume{}, &CertsExpiring{Renewal: rn}, &CertsLocal{Renewal: rn},
+		&CertsRoll{Renewal: rn}, &CertsRollWorkers{Renewal: rn}, &CertsKubeconfig{Renewal: rn},
+	}}).Execute(ctx)
+	return &rn.Result, err
+}
+
+// A dry run lists every host's steps in roll order and touches nothing: no
+// host command, no certificate in the state dir.
+func TestRenewDryRunPlansTheRoll(t *testing.T) {
+	cc := newCertCluster(t, "slb1", "slb2", "master1", "master2", "master3", "worker1")
+	pki := cc.run.State.PKI()
+	before, _ := os.ReadFile(filepath.Join(pki, certs.EtcdServer("master1")+".crt"))
+	cc.run.DryRun = true
+	if _, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"all"}, Poll: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cc.log) != 0 {
+		t.Errorf("a dry run touched hosts: %v", cc.log)
+	}
+	if after, _ := os.ReadFile(filepath.Join(pki, certs.EtcdServer("master1")+".crt")); !bytes.Equal(before, after) {
+		t.Error("a dry run renewed etcd-server in the state dir")
+	}
+	var planned []string
+	for _, ev := range cc.coll.Events {
+		if ev.Type == events.Change && ev.Action == "planned" {
+			planned = append(planned, ev.Host+": "+ev.Message)
+		}
+	}
+	all := strings.Join(planned, "\n")
+	for _, w := range []string{
+		"master2: take master2 out of HAProxy on every slb",
+		"master2: kubeadm certs renew apiserver apiserver-kubelet-client front-proxy-client admin.conf controller-manager.conf scheduler.conf",
+		"master2: restart etcd",
+		"master2: restart the static pods kube-apiserver, kube-controller-manager, kube-scheduler",
+		"master1: kubeadm certs renew apiserver apiserver-kubelet-client front-proxy-client admin.conf super-admin.conf",
+		"worker1: renew kubelet's kubelet-client, kubelet-serving certificate(s) and restart kubelet",
+		": renew 8 etcd certificate(s) in ",
+	} {
+		if !strings.Contains(all, w) {
+			t.Errorf("no %q in the plan:\n%s", w, all)
+		}
+	}
+	// masters in roll order (the first last), each out and back in before the next
+	var order []string
+	for _, p := range planned {
+		if strings.Contains(p, "HAProxy") {
+			order = append(order, p[:strings.Index(p, ":")])
+		}
+	}
+	if want := []string{"master2", "master2", "master3", "master3", "master1", "master1"}; !slices.Equal(order, want) {
+		t.Errorf("HAProxy steps by host %v, want %v", order, want)
+	}
+}
+
+// A master whose kube-apiserver does not answer after a failed step stays
+// out of HAProxy, and the error says so; the next renew puts it back first.
+func TestRenewLeavesAnUnreadyMasterOut(t *testing.T) {
+	cc := newCertCluster(t, "slb1", "slb2", "master1", "master2", "master3")
+	cc.failOn["master2"] = "kubectl --kubeconfig"
+	_, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"scheduler.conf"}, Poll: time.Millisecond, ReadyTimeout: 10 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "renew stopped at master2, which is left out of HAProxy") {
+		t.Fatalf("err %v", err)
+	}
+	for _, slb := range []string{"slb1", "slb2"} {
+		if !slices.Equal(cc.disabled[slb], []string{"master2"}) {
+			t.Errorf("%s: out of HAProxy %v, want [master2]", slb, cc.disabled[slb])
+		}
+	}
+	delete(cc.failOn, "master2")
+	cc.log = nil
+	if _, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"scheduler.conf"}, Poll: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if cc.log[0] != "slb1: enable master2" {
+		t.Errorf("the next renew began with %q, want master2 back into HAProxy", cc.log[0])
+	}
+	for _, slb := range []string{"slb1", "slb2"} {
+		if len(cc.disabled[slb]) != 0 {
+			t.Errorf("%s: %v still out of HAProxy", slb, cc.disabled[slb])
+		}
 	}
 }

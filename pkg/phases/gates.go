@@ -26,10 +26,9 @@ func WaitAPIServerReady(ctx context.Context, hc *engine.HostCtx, server string, 
 // row, 2s apart: after a kubelet restart, which may recreate the static
 // pods a few seconds later, one answer from the old container proves little.
 func waitAPIServerReadyFor(ctx context.Context, hc *engine.HostCtx, server string, timeout time.Duration, ok int) error {
-	cmd := fmt.Sprintf("kubectl --kubeconfig %s --server %s get --raw /readyz", adminConf, server)
 	inRow := 0
 	err := engine.Poll(ctx, timeout, 2*time.Second, func(ctx context.Context) (bool, error) {
-		_, err := hc.Conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second, ReadOnly: true})
+		err := apiServerReady(ctx, hc, server)
 		if inRow = inRow + 1; err != nil {
 			inRow = 0
 		}
@@ -39,6 +38,13 @@ func waitAPIServerReadyFor(ctx context.Context, hc *engine.HostCtx, server strin
 		return engine.Errorf(hc.Name(), "control-plane", "check 'crictl ps -a' and 'journalctl -u kubelet' on "+hc.Name(),
 			"kube-apiserver at %s not ready: %v", server, err)
 	}
+	return err
+}
+
+// apiServerReady asks the kube-apiserver at server for /readyz once, from hc's host.
+func apiServerReady(ctx context.Context, hc *engine.HostCtx, server string) error {
+	cmd := fmt.Sprintf("kubectl --kubeconfig %s --server %s get --raw /readyz", adminConf, server)
+	_, err := hc.Conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 15 * time.Second, ReadOnly: true})
 	return err
 }
 

@@ -249,6 +249,15 @@ func TestCertsRenewHA(t *testing.T) {
 			t.Errorf("check-expiration has no row %q", want)
 		}
 	}
+	// A dry run lists the roll and changes nothing: every master stays UP in HAProxy.
+	dry := e.k4t("certs", "renew", "--all", "--dry-run", "-f", e.inv)
+	if dry.code != 0 {
+		t.Fatalf("certs renew --dry-run: exit %d\n%s\n%s", dry.code, dry.stderr, tail(dry.stdout, 20))
+	}
+	mustContain(t, "certs renew --dry-run", dry.stdout, "take master2 out of HAProxy on every slb", "kubeadm certs renew", "restart etcd", "renew 8 etcd certificate(s)")
+	if s := e.exec("slb1", "echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, '$2 ~ /^master/ && $18 == \"UP\"' | wc -l"); s != "3" {
+		t.Errorf("after a dry run slb1's HAProxy has %s servers UP, want 3", s)
+	}
 	kc := filepath.Join(e.stateDir, "clusters", "lab", "admin.conf")
 	p := startProbe(t, kc, "https://"+vip+":6443")
 	stop := make(chan struct{})
@@ -314,7 +323,7 @@ func (e *env) killRenewWhileOut(t *testing.T, master string) {
 	if r.code != 0 {
 		t.Fatalf("renew after the kill: exit %d\n%s", r.code, r.stderr)
 	}
-	mustContain(t, "renew after the kill", r.stdout, "putting it back", "nothing to renew")
+	mustContain(t, "renew after the kill", r.stdout, "put "+master+" back into HAProxy (an interrupted renew left it out)", "nothing to renew")
 	for _, slb := range []string{"slb1", "slb2"} {
 		deadline := time.Now().Add(30 * time.Second)
 		for s := status(slb); s != "UP"; s = status(slb) {
