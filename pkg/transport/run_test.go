@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -92,50 +93,78 @@ func TestRunCancel(t *testing.T) {
 }
 
 // fakeSudo stands in for sudo on a host where the test logs in as a
-// non-root user: it checks how it is called and reads the password from
-// stdin one byte at a time, as sudo -S does.
+// non-root user: it checks how it is called, prompts on stderr as sudo -S
+// -p does, and reads the password from stdin one byte at a time. cached
+// plays a credential sudo still holds: it runs the command without asking.
 type fakeSudo struct {
 	password string
+	cached   bool
 	mu       sync.Mutex
 	argv     []string
 	bad      int
+	asked    int
 }
+
+var sudoCall = regexp.MustCompile(`(?s)^sudo -S -p '([^']*)' (.*)$`)
 
 func (s *fakeSudo) exec(cmd string, stdin io.Reader, stdout, stderr io.Writer) int {
 	s.mu.Lock()
 	s.argv = append(s.argv, cmd)
 	s.mu.Unlock()
+	m := sudoCall.FindStringSubmatch(cmd)
 	switch {
 	case cmd == "sudo -n true":
 		fmt.Fprintln(stderr, "sudo: a password is required")
 		return 1
-	case strings.HasPrefix(cmd, "sudo -k -S -p '' "):
-		var line []byte
-		b := make([]byte, 1)
-		for {
-			n, err := stdin.Read(b)
-			if n == 1 && b[0] != '\n' {
-				line = append(line, b[0])
-				continue
+	case m != nil:
+		for tries := 0; !s.cached; tries++ {
+			s.mu.Lock()
+			s.asked++
+			s.mu.Unlock()
+			fmt.Fprint(stderr, m[1])
+			line, ok := readLine(stdin)
+			if !ok {
+				fmt.Fprintln(stderr, "sudo: no password was provided")
+				return 1
 			}
-			if n == 0 && err == nil {
-				continue
+			if line == s.password {
+				break
 			}
-			break
-		}
-		if string(line) != s.password {
 			s.mu.Lock()
 			s.bad++
 			s.mu.Unlock()
-			fmt.Fprintln(stderr, "Sorry, try again.\nsudo: 1 incorrect password attempt")
-			return 1
+			if tries == 2 {
+				fmt.Fprintln(stderr, "sudo: 3 incorrect password attempts")
+				return 1
+			}
+			fmt.Fprintln(stderr, "Sorry, try again.")
 		}
-		return sshtest.Shell(strings.TrimPrefix(cmd, "sudo -k -S -p '' "), stdin, stdout, stderr)
+		return sshtest.Shell(m[2], stdin, stdout, stderr)
 	case strings.HasPrefix(cmd, "sudo"):
 		fmt.Fprintln(stderr, "unexpected sudo call")
 		return 99
 	}
 	return sshtest.Shell(cmd, stdin, stdout, stderr) // as the login user
+}
+
+// readLine reads up to a newline, one byte at a time (nothing beyond it);
+// false at EOF before one.
+func readLine(r io.Reader) (string, bool) {
+	var line []byte
+	b := make([]byte, 1)
+	for {
+		n, err := r.Read(b)
+		if n == 1 && b[0] == '\n' {
+			return string(line), true
+		}
+		if n == 1 {
+			line = append(line, b[0])
+			continue
+		}
+		if err != nil {
+			return "", false
+		}
+	}
 }
 
 func TestSudoPassword(t *testing.T) {
@@ -177,6 +206,10 @@ func TestSudoPassword(t *testing.T) {
 	if sudo.bad != 0 {
 		t.Fatalf("%d bad password attempts", sudo.bad)
 	}
+	// A command's stderr arrives whole, without the handshake's markers.
+	if _, err := h.Run(context.Background(), transport.Cmd{Command: "echo oops >&2; exit 3"}); err == nil || !strings.Contains(err.Error(), "oops") || strings.Contains(err.Error(), "k4t-") {
+		t.Fatalf("a failing command through sudo: %v", err)
+	}
 
 	// A wrong password fails clearly, once, and no command runs.
 	cfg.SudoPassword = "wrong"
@@ -189,6 +222,37 @@ func TestSudoPassword(t *testing.T) {
 	_, err2 := h2.Run(context.Background(), transport.Cmd{Command: "true"})
 	if err2 == nil || srv.Execs()-before != 2 { // sudo -n true, then the password check; nothing else
 		t.Fatalf("second run: %v, %d execs", err2, srv.Execs()-before)
+	}
+}
+
+// The password goes only to a prompt: sudo that holds a credential (or a
+// rule that needs none for this command) never gets it, and the command's
+// stdin is intact. A wrong password is answered once, not three times.
+func TestSudoPasswordOnlyWhenAsked(t *testing.T) {
+	k := newTestKey(t)
+	sudo := &fakeSudo{password: "s3cr3t-sudo"}
+	_, cfg := keyServer(t, k, sshtest.Options{Exec: sudo.exec})
+	cfg.User, cfg.Sudo, cfg.SudoPassword = "alice", true, sudo.password
+	h := dial(t, cfg)
+	run(t, h, "true") // the check and this command: two prompts
+	if sudo.asked != 2 {
+		t.Fatalf("sudo asked %d times, want 2", sudo.asked)
+	}
+	sudo.cached = true
+	res, err := h.Run(context.Background(), transport.Cmd{Command: "cat", Stdin: []byte(sudo.password + "-is-not-this\n")})
+	if err != nil || string(res.Stdout) != sudo.password+"-is-not-this\n" {
+		t.Fatalf("cached: %q %v", res.Stdout, err)
+	}
+	if sudo.asked != 2 {
+		t.Fatalf("sudo asked %d times, want still 2", sudo.asked)
+	}
+
+	wrong := &fakeSudo{password: "right"}
+	_, cfg2 := keyServer(t, k, sshtest.Options{Exec: wrong.exec})
+	cfg2.User, cfg2.Sudo, cfg2.SudoPassword = "alice", true, "wrong"
+	_, err = dial(t, cfg2).Run(context.Background(), transport.Cmd{Command: "true"})
+	if err == nil || wrong.bad != 1 {
+		t.Fatalf("wrong password: %v, %d attempts, want 1", err, wrong.bad)
 	}
 }
 

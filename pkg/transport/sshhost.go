@@ -198,26 +198,27 @@ func (h *sshHost) Run(ctx context.Context, cmd Cmd) (Result, error) {
 		}
 	}
 	marker := randSuffix()
-	line, stdin := h.withSudo(remoteLine(cmd, marker), cmd.Stdin)
-	res, err := h.exec(ctx, cmd, line, stdin, marker)
+	line, pw := h.withSudo(remoteLine(cmd, marker), marker)
+	res, err := h.exec(ctx, cmd, line, cmd.Stdin, pw, marker)
 	if cmd.ReadOnly && h.redial != nil && errors.Is(err, ErrConnDropped) && ctx.Err() == nil {
 		h.cfg.log().Warn("ssh connection dropped during a read-only command; running it again on a new one",
 			"host", h.Name(), "cmd", trimCommand(cmd.Command))
-		return h.exec(ctx, cmd, line, stdin, marker)
+		return h.exec(ctx, cmd, line, cmd.Stdin, pw, marker)
 	}
 	return res, err
 }
 
-// withSudo prefixes line with sudo when configured (checkSudo must have run)
-// and puts the password first on stdin when sudo wants it.
-func (h *sshHost) withSudo(line string, stdin []byte) (string, []byte) {
+// withSudo prefixes line with sudo when configured (checkSudo must have
+// run). When sudo wants a password it also returns the handshake that hands
+// it over (see sudoLine).
+func (h *sshHost) withSudo(line, marker string) (string, *sudoHandshake) {
 	switch {
 	case !h.cfg.useSudo():
-		return line, stdin
+		return line, nil
 	case h.sudoPass:
-		return "sudo -k -S -p '' " + line, append(append([]byte(h.cfg.SudoPassword), '\n'), stdin...)
+		return sudoLine(line, marker), &sudoHandshake{password: []byte(h.cfg.SudoPassword), marker: marker}
 	default:
-		return "sudo -n " + line, stdin
+		return "sudo -n " + line, nil
 	}
 }
 
@@ -237,8 +238,9 @@ func (h *sshHost) killRemote(ctx context.Context, marker string) {
 	defer cancel()
 	// "[x]yz" matches "xyz" but not this pkill's own command line.
 	kill := "pkill -TERM -f " + ShellQuote("k4t-run-["+marker[:1]+"]"+marker[1:])
-	line, stdin := h.withSudo(kill, nil)
-	h.exec(ctx, Cmd{Command: kill, Timeout: 5 * time.Second}, line, stdin, "")
+	m := randSuffix()
+	line, pw := h.withSudo(kill, m)
+	h.exec(ctx, Cmd{Command: kill, Timeout: 5 * time.Second}, line, nil, pw, "")
 }
 
 // checkSudo finds out once whether sudo needs the password and whether the
@@ -251,7 +253,7 @@ func (h *sshHost) checkSudo(ctx context.Context) error {
 		return h.sudoErr
 	}
 	probe := Cmd{Command: "sudo -n true", Timeout: 30 * time.Second}
-	_, err := h.exec(ctx, probe, probe.Command, nil, "")
+	_, err := h.exec(ctx, probe, probe.Command, nil, nil, "")
 	var ce *CmdError
 	switch {
 	case err == nil:
@@ -263,8 +265,9 @@ func (h *sshHost) checkSudo(ctx context.Context) error {
 			err = fmt.Errorf("%s: sudo needs a password for %q — set sudo.password in hosts.yaml (or allow NOPASSWD)", h.Name(), h.cfg.user())
 			break
 		}
-		check := Cmd{Command: "sudo -k -S -p '' true", Timeout: 30 * time.Second, Secret: true}
-		_, err = h.exec(ctx, check, check.Command, []byte(h.cfg.SudoPassword+"\n"), "")
+		m := randSuffix()
+		check := Cmd{Command: "true", Timeout: 30 * time.Second, Secret: true}
+		_, err = h.exec(ctx, check, sudoLine("true", m), nil, &sudoHandshake{password: []byte(h.cfg.SudoPassword), marker: m}, "")
 		if errors.As(err, &ce) {
 			err = fmt.Errorf("%s: sudo rejected the password of %q (exit %d) — check sudo.password in hosts.yaml and that %q may use sudo",
 				h.Name(), h.cfg.user(), ce.ExitCode, h.cfg.user())
@@ -279,8 +282,9 @@ func (h *sshHost) checkSudo(ctx context.Context) error {
 }
 
 // exec runs line (already wrapped) in a new session on the connection.
-// marker, when set, names the command for killRemote.
-func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte, marker string) (Result, error) {
+// sudo, when set, hands sudo its password when it asks (stdin follows only
+// once the command runs). marker, when set, names the command for killRemote.
+func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte, sudo *sudoHandshake, marker string) (Result, error) {
 	timeout := cmd.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -297,7 +301,15 @@ func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte, 
 	defer sess.Close()
 	var stdout, stderr bytes.Buffer
 	sess.Stdout, sess.Stderr = &stdout, &stderr
-	if stdin != nil {
+	var sudoErr *sudoStderr
+	if sudo != nil {
+		in, err := sess.StdinPipe()
+		if err != nil {
+			return Result{}, fmt.Errorf("%s: starting %q: %w", h.Name(), short, err)
+		}
+		sudoErr = sudo.start(in, stdin, &stderr)
+		sess.Stderr = sudoErr
+	} else if stdin != nil {
 		sess.Stdin = bytes.NewReader(stdin)
 	}
 	if err := sess.Start(line); err != nil {
@@ -333,6 +345,9 @@ func (h *sshHost) exec(ctx context.Context, cmd Cmd, line string, stdin []byte, 
 		}
 		h.cfg.log().Debug("ssh run stopped", "host", h.Name(), "cmd", short, "duration", time.Since(start), "err", stopErr)
 		return Result{}, stopErr
+	}
+	if sudoErr != nil {
+		sudoErr.flush()
 	}
 	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), Duration: time.Since(start)}
 	code := 0
