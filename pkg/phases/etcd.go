@@ -66,7 +66,6 @@ func (e *Etcd) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, 
 	if err != nil {
 		return nil, err
 	}
-	cs.Add(repair...)
 	binChanged := false
 	for _, name := range []string{"etcd", "etcdctl", "etcdutl"} {
 		f, err := artifactFile(ctx, r, name)
@@ -100,6 +99,9 @@ func (e *Etcd) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, 
 		}
 		certChanged = certChanged || ch
 	}
+	// Member changes run etcdctl on this host, with the binaries and the
+	// client certificate above (a replaced host may have neither yet).
+	cs.Add(repair...)
 	in := etcdInput(r, hc.Name(), e.cluster.clusterState(hc.Name()))
 	env, err := templates.EtcdEnv(in)
 	if err != nil {
@@ -123,6 +125,9 @@ func (e *Etcd) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, 
 		return nil, err
 	}
 	cs.Add(units...)
+	if e.cluster.needsPromotion(hc, repair) {
+		cs.Add(promoteChange(hc, e.Name()))
+	}
 	return cs.List, nil
 }
 

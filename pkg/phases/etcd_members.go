@@ -3,9 +3,11 @@ package phases
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,9 +42,10 @@ type etcdMemberState struct {
 
 // etcdListed is one entry of `etcdctl member list`.
 type etcdListed struct {
-	ID       uint64   `json:"ID"`
-	Name     string   `json:"name"`
-	PeerURLs []string `json:"peerURLs"`
+	ID        uint64   `json:"ID"`
+	Name      string   `json:"name"`
+	PeerURLs  []string `json:"peerURLs"`
+	IsLearner bool     `json:"isLearner"`
 }
 
 // started: the member has run and published its name; an entry added by
@@ -263,10 +266,70 @@ func (c *etcdCluster) repairChanges(hc *engine.HostCtx, phase string) ([]*engine
 		entry = nil
 	}
 	if entry == nil {
-		out = append(out, engine.CommandChange(hc, phase, fmt.Sprintf("etcdctl member add %s --peer-urls=%s", hc.Name(), peer),
-			etcdctlCmd(others, fmt.Sprintf("member add %s --peer-urls=%s", hc.Name(), peer))))
+		// As a learner: it does not count for quorum until it has caught
+		// up and is promoted (promoteChange, after its start).
+		out = append(out, engine.CommandChange(hc, phase, fmt.Sprintf("etcdctl member add %s --peer-urls=%s --learner", hc.Name(), peer),
+			etcdctlCmd(others, fmt.Sprintf("member add %s --peer-urls=%s --learner", hc.Name(), peer))))
 	}
 	return out, nil
+}
+
+// needsPromotion: hc's member joins (or joined) as a learner and is not
+// promoted yet.
+func (c *etcdCluster) needsPromotion(hc *engine.HostCtx, repair []*engine.Change) bool {
+	for _, ch := range repair {
+		if strings.Contains(ch.Desc, "--learner") {
+			return true
+		}
+	}
+	peer := etcdPeerURL(hc.Host)
+	return slices.ContainsFunc(c.listed, func(l etcdListed) bool { return l.IsLearner && slices.Contains(l.PeerURLs, peer) })
+}
+
+// promoteChange promotes hc's learner to a voting member once it has
+// caught up with the leader (etcd refuses before), trying every second.
+func promoteChange(hc *engine.HostCtx, phase string) *engine.Change {
+	r, peer := hc.Run, etcdPeerURL(hc.Host)
+	var others []*v1alpha1.Host
+	for _, h := range r.Cluster.EtcdMembers() {
+		if h.Name != hc.Name() {
+			others = append(others, h)
+		}
+	}
+	return &engine.Change{Host: hc.Name(), Phase: phase, Kind: engine.KindCommand, Key: "promote:etcd",
+		Desc: "etcdctl member promote " + hc.Name() + " once the learner has caught up",
+		Apply: func(ctx context.Context, _ transport.Host) error {
+			conn, err := r.Connect(ctx, others[0])
+			if err != nil {
+				return err
+			}
+			last := ""
+			err = engine.Poll(ctx, etcdHealthTimeout, time.Second, func(ctx context.Context) (bool, error) {
+				members, err := etcdMembers(ctx, r, others[0])
+				if err != nil {
+					last = err.Error()
+					return false, nil
+				}
+				i := slices.IndexFunc(members, func(l etcdListed) bool { return slices.Contains(l.PeerURLs, peer) })
+				if i < 0 {
+					return false, fmt.Errorf("%s is not an etcd member", hc.Name())
+				}
+				if !members[i].IsLearner {
+					return true, nil
+				}
+				res, err := conn.Run(ctx, transport.Cmd{Command: etcdctlCmd(others, fmt.Sprintf("member promote %x", members[i].ID)), Timeout: 30 * time.Second})
+				if err != nil {
+					last = strings.TrimSpace(string(res.Stderr) + " " + err.Error())
+					return false, nil
+				}
+				return true, nil
+			})
+			if errors.Is(err, engine.ErrTimeout) {
+				return engine.Errorf(hc.Name(), phase, "check 'journalctl -u etcd' on "+hc.Name()+"; run apply again to retry",
+					"the learner %s was not promoted within %s (last: %s)", hc.Name(), etcdHealthTimeout, last)
+			}
+			return err
+		}}
 }
 
 func unitCommand(hc *engine.HostCtx, phase, desc, key, cmd string) *engine.Change {

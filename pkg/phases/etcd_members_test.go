@@ -60,11 +60,11 @@ func TestEtcdRepairSteps(t *testing.T) {
 		{"data present: nothing", withData, true, true, listed("master2"), "", "new"},
 		{"wiped while the others keep quorum: stop, move aside, remove, add", etcdMemberState{Active: true, DirUsed: true, State: "new"}, true, true, listed("master2"),
 			"stop etcd (its data is gone; it is replaced below) | move /var/lib/etcd aside to /var/lib/etcd.k4t-20261130T120000Z (what is left of a member without a WAL) | " +
-				"etcdctl member remove 2b (master2 lost its data; the other members keep quorum) | etcdctl member add master2 --peer-urls=https://10.77.0.14:2380", "existing"},
+				"etcdctl member remove 2b (master2 lost its data; the other members keep quorum) | etcdctl member add master2 --peer-urls=https://10.77.0.14:2380 --learner", "existing"},
 		{"data dir emptied, unit crash-looping", etcdMemberState{State: "new"}, true, true, listed("master2"),
-			"etcdctl member remove 2b (master2 lost its data; the other members keep quorum) | etcdctl member add master2 --peer-urls=https://10.77.0.14:2380", "existing"},
+			"etcdctl member remove 2b (master2 lost its data; the other members keep quorum) | etcdctl member add master2 --peer-urls=https://10.77.0.14:2380 --learner", "existing"},
 		{"killed after remove: add only", etcdMemberState{State: "existing"}, true, true, listed("absent"),
-			"etcdctl member add master2 --peer-urls=https://10.77.0.14:2380", "existing"},
+			"etcdctl member add master2 --peer-urls=https://10.77.0.14:2380 --learner", "existing"},
 		{"killed after add: it only has to start", etcdMemberState{State: "existing"}, true, true, listed(""), "", "existing"},
 		{"first start interrupted, the others formed quorum: start", etcdMemberState{State: "new"}, true, false, listed(""), "", "existing"},
 		{"new cluster: start together", etcdMemberState{}, false, false, nil, "", "new"},
@@ -88,7 +88,20 @@ func TestEtcdRepairSteps(t *testing.T) {
 			if got := c.clusterState("master2"); got != tc.wantState {
 				t.Errorf("cluster state %q, want %q", got, tc.wantState)
 			}
+			// an added member is promoted after its start
+			if want := strings.Contains(tc.want, "--learner"); err == nil && c.needsPromotion(hc, cs) != want {
+				t.Errorf("needs promotion %v, want %v", !want, want)
+			}
 		})
+	}
+	// A learner that started but was not promoted (a run killed in
+	// between) is promoted by the next run, though its data is there.
+	l := listed("master2")
+	l[2].IsLearner = true
+	c := &etcdCluster{members: map[string]etcdMemberState{"master1": withData, "master2": withData, "master3": withData}, healthy: true, formed: true, listed: l}
+	hc := &engine.HostCtx{Host: &r.Cluster.Spec.Hosts[1], Conn: fakes["master2"], Run: r}
+	if cs, _ := c.repairChanges(hc, "etcd"); len(cs) != 0 || !c.needsPromotion(hc, cs) {
+		t.Errorf("a started learner: repair %v, promotion %v", descs(cs), c.needsPromotion(hc, cs))
 	}
 }
 
