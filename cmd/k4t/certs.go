@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -51,6 +53,17 @@ func withHostsRun(cmd *cobra.Command, g *globalFlags, hf hostsFlags, dryRun bool
 // withRun is withHostsRun with the artifact store of the inventory's
 // versions, for commands that install what they push.
 func withRun(cmd *cobra.Command, g *globalFlags, hf hostsFlags, dryRun, withArtifacts bool, fn func(*session, *engine.Run) error) error {
+	return openRun(cmd, g, hf, dryRun, withArtifacts, true, fn)
+}
+
+// withListedRun is withRun on every host hosts.yaml lists, deleted ones
+// too: for delete node (a delete that stopped after recording its node
+// finds it) and reset (a host deleted with --force was not reset).
+func withListedRun(cmd *cobra.Command, g *globalFlags, hf hostsFlags, dryRun, withArtifacts bool, fn func(*session, *engine.Run) error) error {
+	return openRun(cmd, g, hf, dryRun, withArtifacts, false, fn)
+}
+
+func openRun(cmd *cobra.Command, g *globalFlags, hf hostsFlags, dryRun, withArtifacts, leaveOut bool, fn func(*session, *engine.Run) error) error {
 	s, err := openSession(cmd, g, hf, false)
 	if err != nil {
 		return err
@@ -61,7 +74,29 @@ func withRun(cmd *cobra.Command, g *globalFlags, hf hostsFlags, dryRun, withArti
 		return err
 	}
 	defer r.Journal.Close()
+	if leaveOut {
+		if err := leaveOutRemoved(s, r); err != nil {
+			return err
+		}
+	}
 	return fn(s, r)
+}
+
+// leaveOutRemoved takes the hosts `k4t delete node` removed out of r's
+// cluster: hosts.yaml may still list them, but they are no part of it.
+// (plan and apply keep them: apply adds such a host back.)
+func leaveOutRemoved(s *session, r *engine.Run) error {
+	removed, err := s.state.Removed()
+	if err != nil {
+		return err
+	}
+	for _, h := range slices.Sorted(maps.Keys(removed)) {
+		if r.Cluster.Host(h) != nil {
+			r.Cluster = r.Cluster.Without(h)
+			s.events.Warnf("inventory", h, "left out: %s was deleted from the cluster (k4t delete node, %s); remove it from hosts.yaml", h, removed[h].Format(time.RFC3339))
+		}
+	}
+	return nil
 }
 
 func cmdContext(cmd *cobra.Command) context.Context {

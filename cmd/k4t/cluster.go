@@ -268,12 +268,30 @@ func runPipeline(cmd *cobra.Command, g *globalFlags, f *runFlags, dryRun bool) e
 	if f.merge {
 		r.Options.MergeKubeconfig = userKubeconfig()
 	}
+	removed, err := s.state.Removed()
+	if err != nil {
+		return err
+	}
+	for h, at := range removed {
+		if s.cluster.Host(h) != nil {
+			s.events.Warnf("inventory", h, "the inventory and the cluster disagree: %s was deleted from the cluster (k4t delete node, %s) and hosts.yaml still lists it — remove it there, or apply adds it back", h, at.Format(time.RFC3339))
+		}
+	}
 	eng := &engine.Engine{Run: r, Phases: ps}
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	_, err = eng.Execute(ctx)
+	if err == nil && !dryRun {
+		// What apply made of the inventory is the cluster now: a deleted
+		// host still listed has joined again, one no longer listed is gone.
+		for h := range removed {
+			if err := s.state.SetRemoved(h, time.Time{}, false); err != nil {
+				return err
+			}
+		}
+	}
 	if err != nil {
 		var ce *transport.ConnectError
 		if errors.As(err, &ce) {

@@ -75,6 +75,9 @@ from where it stopped, as it does after a kill -9. Nothing needs unlocking by ha
 							return err
 						}
 						defer r.Journal.Close()
+						if err := leaveOutRemoved(s, r); err != nil {
+							return err
+						}
 					}
 					start := time.Now()
 					sum, err := (&engine.Engine{Run: r, Phases: action.Upgrade(&o)}).Execute(ctx)

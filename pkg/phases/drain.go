@@ -1,6 +1,7 @@
 package phases
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +33,11 @@ type DrainOptions struct {
 	DisableEviction bool
 	// Force also deletes pods no controller manages (they are not recreated).
 	Force bool
+	// skipWaitAfter > 0 stops waiting for pods deleted that long ago, and
+	// gracePeriod > 0 overrides the pods' own: on a node whose kubelet is
+	// gone they never finish terminating.
+	skipWaitAfter time.Duration
+	gracePeriod   int
 }
 
 const drainPhase = "drain"
@@ -72,10 +78,11 @@ func DrainChange(ctx context.Context, r *engine.Run, node string, o DrainOptions
 
 func drainHelper(ctx context.Context, r *engine.Run, client kubernetes.Interface, o DrainOptions) *drain.Helper {
 	return &drain.Helper{
-		Ctx: ctx, Client: client, Force: o.Force, GracePeriodSeconds: -1,
+		Ctx: ctx, Client: client, Force: o.Force, GracePeriodSeconds: cmp.Or(o.gracePeriod, -1),
 		IgnoreAllDaemonSets: true, DeleteEmptyDirData: true, DisableEviction: o.DisableEviction,
 		Timeout: o.Timeout, EvictErrorRetryDelay: 2 * time.Second,
-		Out: eventWriter{r, "info"}, ErrOut: eventWriter{r, "warn"},
+		SkipWaitForDeleteTimeoutSeconds: int(o.skipWaitAfter.Seconds()),
+		Out:                             eventWriter{r, "info"}, ErrOut: eventWriter{r, "warn"},
 	}
 }
 

@@ -120,6 +120,14 @@ var goldenCases = []struct {
 	}},
 	{"undo-kubeadm-master2.sh", func() ([]byte, error) { return KubeadmUndo(KubeadmUndoInput{NodeName: "master2"}) }},
 	{"undo-kubeadm-worker1.sh", func() ([]byte, error) { return KubeadmUndo(KubeadmUndoInput{NodeName: "worker1", Worker: true}) }},
+	{"reset-worker1.sh", func() ([]byte, error) {
+		return NodeReset(NodeResetInput{Host: "worker1", Kube: true, OS: true, HostsBegin: "# BEGIN k4t managed block", HostsEnd: "# END k4t managed block",
+			Binaries: []string{"/usr/local/bin/kubelet", "/usr/local/bin/containerd"}})
+	}},
+	{"reset-master1.sh", func() ([]byte, error) {
+		return NodeReset(NodeResetInput{Host: "master1", Kube: true, Etcd: true})
+	}},
+	{"reset-slb1.sh", func() ([]byte, error) { return NodeReset(NodeResetInput{Host: "slb1", SLB: true, VIP: "10.77.0.100"}) }},
 	{"check_haproxy.sh", func() ([]byte, error) { return KeepalivedCheck(KeepalivedCheckInput{}) }},
 	{"check_haproxy-probe.sh", func() ([]byte, error) {
 		return KeepalivedCheck(KeepalivedCheckInput{ProbeAddress: "127.0.0.1:8404"})

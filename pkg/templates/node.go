@@ -2,7 +2,9 @@ package templates
 
 import (
 	"errors"
+	"net"
 	"net/netip"
+	"strings"
 )
 
 // SysctlPath is where SysctlConf's file goes. Apply it with
@@ -197,4 +199,69 @@ func BridgeCNI(in BridgeInput) ([]byte, error) {
 type Route struct {
 	Destination string // CIDR, e.g. another node's podCIDR
 	Gateway     string // IP, e.g. that node's internal address
+}
+
+// NodeResetInput is what `k4t reset` takes away on one host; each part is
+// one tier's share, so a reset goes tier by tier.
+type NodeResetInput struct {
+	Host string
+	// Kube: kubeadm's node, kubelet, containerd and the pod network.
+	Kube bool
+	// Etcd: k4t's etcd unit, its config and certificates, and its data dir.
+	Etcd bool
+	// EtcdData is the data dir; default /var/lib/etcd.
+	EtcdData string
+	// SLB: keepalived and HAProxy, and VIP if the host still holds it.
+	SLB bool
+	VIP string
+	// OS: k4t's sysctls and its block in /etc/hosts.
+	OS bool
+	// Binaries that k4t installed, removed last.
+	Binaries []string
+	// HostsBegin and HostsEnd are the lines around k4t's /etc/hosts block.
+	HostsBegin, HostsEnd string
+}
+
+// NodeReset renders the reset script, run with `sh -s` (never stored on
+// the host).
+func NodeReset(in NodeResetInput) ([]byte, error) {
+	p := problems{what: "node-reset.sh"}
+	p.name("Host", in.Host)
+	in.EtcdData = orDefault(in.EtcdData, DefaultEtcdData)
+	p.absPath("EtcdData", in.EtcdData)
+	if in.EtcdData == "/" || containsSpace(in.EtcdData) {
+		p.add("EtcdData: %q is not a data dir k4t removes", in.EtcdData)
+	}
+	if in.SLB && net.ParseIP(in.VIP) == nil {
+		p.add("VIP: %q is not an IP address", in.VIP)
+	}
+	for _, b := range in.Binaries {
+		p.absPath("Binaries", b)
+		if containsSpace(b) || strings.ContainsAny(b, "*?[") {
+			p.add("Binaries: %q is not one file", b)
+		}
+	}
+	if in.OS && (in.HostsBegin == "" || in.HostsEnd == "" || strings.ContainsAny(in.HostsBegin+in.HostsEnd, "/\\'")) {
+		p.add("HostsBegin/HostsEnd: %q, %q cannot delimit a block for sed", in.HostsBegin, in.HostsEnd)
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	var parts []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{in.Kube, "kubernetes"}, {in.Etcd, "etcd"}, {in.SLB, "load balancer"}, {in.OS, "os"}} {
+		if x.on {
+			parts = append(parts, x.name)
+		}
+	}
+	if len(in.Binaries) > 0 {
+		parts = append(parts, "binaries")
+	}
+	return render("node-reset.sh.tmpl", struct {
+		NodeResetInput
+		Parts, Crictl, PodRoutes, Kubelet, CNIConf, Units, CertsFallback, Sysctl string
+	}{in, strings.Join(parts, ", "), "crictl --runtime-endpoint unix://" + ContainerdSocket, PodRoutesPath, "/var/lib/kubelet",
+		BridgeCNIPath, SystemdUnitDir, CertsFallbackUnit, SysctlPath})
 }

@@ -110,3 +110,17 @@ func (c *Cluster) APIServerEndpoint() string {
 	e := c.Spec.ControlPlaneEndpoint
 	return net.JoinHostPort(e.Address, strconv.Itoa(e.Port))
 }
+
+// Without returns a copy of c whose hosts leave out the host named name
+// (a node `k4t delete node` took out of the cluster). Host pointers taken
+// from c stay valid.
+func (c *Cluster) Without(name string) *Cluster {
+	out := *c
+	out.Spec.Hosts = nil
+	for _, h := range c.Spec.Hosts {
+		if h.Name != name {
+			out.Spec.Hosts = append(out.Spec.Hosts, h)
+		}
+	}
+	return &out
+}
