@@ -49,7 +49,9 @@ func (e *env) mustKubectl(args ...string) string {
 // TestHACluster: 2 slb (VIP), 3 masters (stacked etcd), 2 workers, created
 // at fromVersion through a kill -9 in every phase (issue 8); upgraded to
 // toVersion under load (issue 10); then traffic, failures, a no-op
-// re-apply and the repair of an etcd member whose data was emptied.
+// re-apply, the repair of an etcd member whose data was emptied, a backup;
+// then reset, created again, and its certificates renewed (these last two
+// share the hosts instead of a lab of their own).
 func TestHACluster(t *testing.T) {
 	e := newLab(t, haHosts...)
 	pws := e.mixedAccess(t)           // password, jump host and sudo logins, as issue 8's user had
@@ -206,6 +208,27 @@ func TestHACluster(t *testing.T) {
 	})
 	t.Run("k4t etcd backup: a verified snapshot of a follower in the state dir", func(t *testing.T) {
 		e.etcdBackup(t)
+	})
+	t.Run("delete refused while it would break etcd's quorum: master2's etcd stopped, master3 asked", func(t *testing.T) {
+		e.refuseDeleteWithoutQuorum(t)
+	})
+	t.Run("delete master3 under a probe through the VIP: 2 of 2 members healthy, HAProxy lists the live masters", func(t *testing.T) {
+		e.deleteMaster(t)
+	})
+	t.Run("replace master3: apply adds the clean host back as an etcd learner, promoted, joined; 3 of 3 members, HAProxy lists all", func(t *testing.T) {
+		e.readdMaster(t)
+	})
+	t.Run("delete worker2 with web pods on it: they move and the Service answers", func(t *testing.T) {
+		e.deleteWorker(t)
+	})
+	t.Run("delete worker1 with its host stopped: refused without --force, removed with it", func(t *testing.T) {
+		e.forceDeleteStopped(t)
+	})
+	t.Run("k4t reset: every host clean, the VIP released, the state dir archived; a second reset changes nothing", func(t *testing.T) {
+		e.resetCluster(t)
+	})
+	t.Run("create again on the reset hosts with 2h certificates; the scheduled renew rolls them under a probe", func(t *testing.T) {
+		e.certsRenewHA(t)
 	})
 }
 
@@ -411,7 +434,8 @@ func tail(s string, n int) string {
 }
 
 // TestLightweightCluster: one master, one worker, no slb; the endpoint is
-// the master itself.
+// the master itself. Upgraded, then its certificates renewed by the
+// scheduled job.
 func TestLightweightCluster(t *testing.T) {
 	e := newLab(t, "master1", "worker1")
 	c, err := lab.Inventory(mustHosts(t, e.lab), e.lab.KeyFile(), "")
@@ -439,6 +463,9 @@ func TestLightweightCluster(t *testing.T) {
 	mustContain(t, "kubeconfig server", e.mustKubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"), "https://10.77.0.11:6443")
 	t.Run("upgrade "+fromVersion+" → "+toVersion, func(t *testing.T) {
 		e.upgradeLightweight(t, "https://10.77.0.11:6443")
+	})
+	t.Run("the scheduled renew (threshold 400d: every leaf) renews every certificate; the API blip is measured", func(t *testing.T) {
+		e.certsRenewLightweight(t)
 	})
 }
 

@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Issue 11's `k4t delete node` on the HA cluster. The subtests run in this
+// order, each leaving the cluster usable for the next: refused without
+// quorum, master3 deleted under a probe, worker2 deleted with a
+// Deployment's pods on it, then worker1 deleted with its host stopped.
+
+// refuseDeleteWithoutQuorum stops etcd on master2 and asks to delete
+// master3: the 1 healthy member left could not make a quorum of 2.
+func (e *env) refuseDeleteWithoutQuorum(t *testing.T) {
+	e.exec("master2", "systemctl stop etcd")
+	defer func() {
+		e.exec("master2", "systemctl start etcd")
+		deadline := time.Now().Add(time.Minute)
+		for {
+			if out, err := e.etcdctl("master1", "endpoint health -w simple"); err == nil && strings.Count(out, "is healthy") == 3 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("etcd not healthy again a minute after master2's etcd started")
+			}
+			time.Sleep(time.Second)
+		}
+	}()
+	r := e.k4t("delete", "node", "master3", "--yes", "-f", e.inv)
+	if r.code == 0 {
+		t.Fatalf("delete master3 with master2's etcd down succeeded:\n%s", tail(r.stdout, 20))
+	}
+	mustContain(t, "delete without quorum", r.stderr, "refusing to remove master3 from etcd", "1 of the 2 members left are healthy")
+	if out, _ := e.etcdctl("master1", "member list -w simple"); strings.Count(out, "started") != 3 {
+		t.Errorf("the refused delete changed etcd's members:\n%s", out)
+	}
+}
+
+// deleteMaster deletes master3 while a probe calls the API through the VIP
+// every 200 ms, killing the first run with kill -9 right after etcd's member
+// went and running it again: etcd keeps 2 of 2 healthy members, HAProxy on both slb
+// hosts lists exactly master1 and master2, the other kube-apiservers no
+// longer name master3's etcd, and master3's host is reset.
+func (e *env) deleteMaster(t *testing.T) {
+	dry := e.k4t("delete", "node", "master3", "--dry-run", "-f", e.inv)
+	if dry.code != 0 {
+		t.Fatalf("delete --dry-run: exit %d\n%s\n%s", dry.code, dry.stderr, tail(dry.stdout, 20))
+	}
+	mustContain(t, "delete master3 --dry-run", dry.stdout, "take master3 out of HAProxy", "etcd member remove", "kubeadm upgrade node phase control-plane")
+	p := startProbe(t, e.kubeconfig(), "https://"+vip+":6443")
+	stop := make(chan struct{})
+	minEtcd, _, watched := e.watchHealth([]string{"master1", "master2"}, stop)
+	// kill -9 once etcd's member is removed; the re-run must finish the job.
+	killed := e.k4tWatched(func(ev map[string]any, kill func()) {
+		if ev["type"] == "change" && ev["action"] == "applied" && strings.HasPrefix(fmt.Sprint(ev["message"]), "etcd member remove") {
+			kill()
+		}
+	}, "delete", "node", "master3", "--yes", "-f", e.inv)
+	if killed.code == 0 {
+		t.Fatalf("the delete ended before it was killed:\n%s", tail(killed.stdout, 20))
+	}
+	r := e.k4t("delete", "node", "master3", "--yes", "-f", e.inv)
+	close(stop)
+	<-watched
+	calls, failures, longest := p.finish()
+	fmt.Printf("FIGURE delete-master: killed after %s (member removed), re-run %s; probe through the VIP every 200ms: %d calls, %d failures, longest gap %s; fewest healthy etcd members %d/2\n",
+		killed.duration.Round(100*time.Millisecond), r.duration.Round(100*time.Millisecond), calls, len(failures), longest.Round(time.Millisecond), *minEtcd)
+	if r.code != 0 {
+		t.Fatalf("delete master3: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
+	}
+	if len(failures) > 0 {
+		t.Errorf("%d API call(s) through the VIP failed during the delete:\n%s", len(failures), strings.Join(failures, "\n"))
+	}
+	if *minEtcd < 2 {
+		t.Errorf("only %d of the 2 members left were healthy at one point", *minEtcd)
+	}
+	members, _ := e.tryExec("master1", "ETCDCTL_API=3 etcdctl --endpoints=https://10.77.0.13:2379,https://10.77.0.14:2379 --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/healthcheck-client.crt --key=/etc/etcd/pki/healthcheck-client.key member list -w simple")
+	if strings.Count(members, "started") != 2 || strings.Contains(members, "master3") {
+		t.Errorf("etcd members after the delete:\n%s", members)
+	}
+	for _, slb := range []string{"slb1", "slb2"} {
+		got := e.exec(slb, "echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, '$2 ~ /^master/ {print $2, $18}' | sort | tr '\\n' ' '")
+		if got != "master1 UP master2 UP" {
+			t.Errorf("%s: HAProxy has %q, want master1 and master2 UP", slb, got)
+		}
+	}
+	for _, m := range []string{"master1", "master2"} {
+		if out := e.exec(m, "grep -c 10.77.0.15:2379 /etc/kubernetes/manifests/kube-apiserver.yaml || true"); out != "0" {
+			t.Errorf("%s's kube-apiserver still names master3's etcd", m)
+		}
+	}
+	if nodes := e.mustKubectl("get", "nodes", "--no-headers"); strings.Contains(nodes, "master3") {
+		t.Errorf("Node master3 still there:\n%s", nodes)
+	}
+	if out := e.exec("master3", "ls -d /etc/kubernetes /var/lib/etcd /etc/systemd/system/etcd.service 2>/dev/null; true"); out != "" {
+		t.Errorf("master3 not reset: %s", out)
+	}
+	// hosts.yaml still lists master3: plan says so.
+	plan := e.k4t("plan", "-f", e.inv)
+	mustContain(t, "plan after the delete", plan.stdout+plan.stderr, "the inventory and the cluster disagree: master3 was deleted")
+}
+
+// deleteWorker deletes worker2, which runs pods of the web Deployment,
+// while a pod on master2 calls the Service every second.
+func (e *env) deleteWorker(t *testing.T) {
+	pods := e.mustKubectl("get", "pods", "-l", "app=web", "-o", "wide", "--no-headers")
+	if !strings.Contains(pods, "worker2") {
+		t.Fatalf("no web pod on worker2 to move:\n%s", pods)
+	}
+	ip := e.mustKubectl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
+	script := fmt.Sprintf(`exec 3<>/dev/tcp/%s/80 && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && timeout 2 cat <&3`, ip)
+	var mu sync.Mutex
+	calls, failed := 0, 0
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			out, err := e.kubectl("exec", "client", "--", "bash", "-c", script)
+			mu.Lock()
+			calls++
+			if err != nil || !strings.Contains(out, "200 OK") {
+				failed++
+			}
+			mu.Unlock()
+			time.Sleep(time.Second)
+		}
+	}()
+	r := e.k4t("delete", "node", "worker2", "--yes", "-f", e.inv)
+	cancel()
+	<-done
+	fmt.Printf("FIGURE delete-worker: %s; Service called from a pod every 1s: %d calls, %d failed\n", r.duration.Round(100*time.Millisecond), calls, failed)
+	if r.code != 0 {
+		t.Fatalf("delete worker2: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d calls to the Service failed while worker2 was deleted", failed, calls)
+	}
+	if out, err := e.kubectl("rollout", "status", "deploy/web", "--timeout=120s"); err != nil {
+		t.Errorf("web not available again: %v\n%s", err, out)
+	}
+	if pods := e.mustKubectl("get", "pods", "-l", "app=web", "-o", "wide", "--no-headers"); strings.Contains(pods, "worker2") {
+		t.Errorf("web pods still on worker2:\n%s", pods)
+	}
+}
+
+// forceDeleteStopped stops worker1's host and deletes it with --force: the
+// Node goes, the reset is skipped with a warning. The host is started
+// again for the reset that follows.
+func (e *env) forceDeleteStopped(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := e.lab.Stop(ctx, "worker1"); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := e.lab.Start(ctx, "worker1"); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	if r := e.k4t("delete", "node", "worker1", "--yes", "-f", e.inv); r.code == 0 || !strings.Contains(r.stderr, "--force") {
+		t.Errorf("delete of a stopped host without --force: exit %d\n%s", r.code, r.stderr)
+	}
+	r := e.k4t("delete", "node", "worker1", "--force", "--yes", "-f", e.inv)
+	fmt.Printf("FIGURE delete-unreachable: %s\n", r.duration.Round(100*time.Millisecond))
+	if r.code != 0 {
+		t.Fatalf("delete --force: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
+	}
+	mustContain(t, "delete --force", r.stdout+r.stderr, "its reset is skipped")
+	if nodes := e.mustKubectl("get", "nodes", "--no-headers"); strings.Contains(nodes, "worker1") {
+		t.Errorf("Node worker1 still there:\n%s", nodes)
+	}
+}
+
+// kubeconfig is the state dir's admin kubeconfig.
+func (e *env) kubeconfig() string { return e.stateDir + "/clusters/lab/admin.conf" }
+
+// readdMaster replaces the deleted master3 by a clean host of the same name
+// (its host was reset): `k4t apply` with master3 still in hosts.yaml adds
+// it as an etcd learner, promotes it once it has caught up, joins it to the
+// control plane and both load balancers, while a probe calls the API
+// through the VIP every 200 ms.
+func (e *env) readdMaster(t *testing.T) {
+	p := startProbe(t, e.kubeconfig(), "https://"+vip+":6443")
+	r := e.k4t("apply", "-f", e.inv)
+	calls, failures, longest := p.finish()
+	fmt.Printf("FIGURE add-master: %s; probe through the VIP every 200ms: %d calls, %d failures, longest gap %s\n",
+		r.duration.Round(100*time.Millisecond), calls, len(failures), longest.Round(time.Millisecond))
+	if r.code != 0 {
+		t.Fatalf("apply with master3 back: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
+	}
+	mustContain(t, "apply with master3 back", r.stdout, "--learner", "member promote master3")
+	if len(failures) > 0 {
+		t.Errorf("%d API call(s) through the VIP failed while master3 joined:\n%s", len(failures), strings.Join(failures, "\n"))
+	}
+	e.assertEtcd(t, "master1", "master2", "master3")
+	for _, slb := range []string{"slb1", "slb2"} {
+		got := e.exec(slb, "echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, '$2 ~ /^master/ {print $2, $18}' | sort | tr '\\n' ' '")
+		if got != "master1 UP master2 UP master3 UP" {
+			t.Errorf("%s: HAProxy has %q, want the three masters UP", slb, got)
+		}
+	}
+	if n := e.exec("master3", "grep -o -E '10.77.0.1[345]:2379' /etc/kubernetes/manifests/kube-apiserver.yaml | sort -u | wc -l"); n != "3" {
+		t.Errorf("master3's kube-apiserver names %s etcd members, want 3", n)
+	}
+	if out, _ := e.etcdctl("master1", "member list -w simple"); strings.Contains(out, ", true") {
+		t.Errorf("a learner is left:\n%s", out)
+	}
+	if out, err := e.kubectl("wait", "--for=condition=Ready", "node/master3", "--timeout=60s"); err != nil {
+		t.Errorf("master3 not Ready: %v\n%s", err, out)
+	}
+}
