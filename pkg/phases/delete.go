@@ -2,7 +2,6 @@ package phases
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -102,10 +101,78 @@ func (p *DeleteCheck) Check(ctx context.Context, r *engine.Run) error {
 	} else if _, err := conn.Run(ctx, transport.Cmd{Command: "true", ReadOnly: true}); err != nil && d.Force {
 		d.unreachable = true
 	}
-	if d.etcd {
-		return p.quorumWithout(ctx, r)
+	started, err := deleteStarted(r, d.Node)
+	if err != nil {
+		return err
 	}
-	return nil
+	if _, again := removed[d.Node]; !again && !started {
+		if err := p.inCluster(ctx, r); err != nil {
+			return err
+		}
+	}
+	if d.etcd {
+		if err := p.quorumWithout(ctx, r); err != nil {
+			return err
+		}
+	}
+	if r.DryRun || started {
+		return nil
+	}
+	// From here a run killed at any step is recognised by the next, which
+	// then finishes the delete even when the Node and member are gone.
+	return r.Journal.Record(d.Node, deletePhase, state.Intent, deleteKey(d.Node), "deleting "+d.Node)
+}
+
+func deleteKey(node string) string { return "delete:" + node }
+
+// deleteStarted: an earlier delete of node was interrupted before it
+// recorded the node as deleted.
+func deleteStarted(r *engine.Run, node string) (bool, error) {
+	pending, err := state.PendingIntents(r.State.Journal())
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(pending, func(p state.Pending) bool { return p.Host == node && p.Key == deleteKey(node) }), nil
+}
+
+// inCluster refuses a host that hosts.yaml lists but the cluster does not
+// know: no Node object and no etcd member (a delete that stopped after
+// these went is recognised by the state dir's record instead).
+func (p *DeleteCheck) inCluster(ctx context.Context, r *engine.Run) error {
+	d := p.D
+	if d.master() || d.host.HasRole(v1alpha1.RoleWorker) {
+		client, err := kubeClient(ctx, r)
+		if err != nil {
+			return err
+		}
+		_, err = client.CoreV1().Nodes().Get(ctx, d.Node, metav1.GetOptions{})
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	if d.etcd {
+		var from *v1alpha1.Host
+		for _, m := range r.Cluster.EtcdMembers() {
+			if m.Name != d.Node {
+				from = m
+				break
+			}
+		}
+		if from != nil {
+			members, err := etcdMembers(ctx, r, from)
+			if err != nil {
+				return err
+			}
+			if slices.ContainsFunc(members, func(m etcdListed) bool { return slices.Contains(m.PeerURLs, etcdPeerURL(d.host)) }) {
+				return nil
+			}
+		}
+	}
+	return engine.Errorf(d.Node, deletePhase, "check the name; `k4t apply` adds a host that hosts.yaml lists",
+		"%s is not in the cluster: no Node object and no etcd member", d.Node)
 }
 
 // quorumWithout refuses unless every member left is healthy: the cluster
@@ -236,21 +303,7 @@ func (p *DeleteFromCluster) Check(ctx context.Context, r *engine.Run) error {
 	return engine.ApplyOrPlan(ctx, r, conn, &engine.Change{Host: left[0].Name, Phase: deletePhase, Kind: engine.KindCommand, Key: "step:member-remove",
 		Desc: fmt.Sprintf("etcd member remove %s (%s); %d members stay", id, d.Node, len(left)),
 		Apply: func(ctx context.Context, h transport.Host) error {
-			// etcd refuses ("unhealthy cluster") until every member left has
-			// been connected to the leader for a few seconds, e.g. one just
-			// restarted: it is asked again until then.
-			var last error
-			err := engine.Poll(ctx, d.readyTimeout(), 2*time.Second, func(ctx context.Context) (bool, error) {
-				_, last = h.Run(ctx, transport.Cmd{Command: etcdctlCmd(left, "member remove "+id), Timeout: 30 * time.Second})
-				if last != nil && strings.Contains(last.Error(), "unhealthy cluster") {
-					return false, nil
-				}
-				return true, last
-			})
-			if errors.Is(err, engine.ErrTimeout) {
-				return fmt.Errorf("etcd kept refusing for %s: %w", d.readyTimeout(), last)
-			}
-			if err != nil {
+			if err := etcdReconfig(ctx, h, etcdctlCmd(left, "member remove "+id)); err != nil {
 				return err
 			}
 			return waitEtcd(ctx, r, left[0], left, len(left), d.readyTimeout())
@@ -278,6 +331,9 @@ func (p *DeleteForget) Check(_ context.Context, r *engine.Run) error {
 	}
 	// Out of HAProxy for good: its backend goes with the next phase.
 	if err := r.Journal.Record(d.Node, deletePhase, state.Done, lbOutKey(d.Node), "deleted from the cluster"); err != nil {
+		return err
+	}
+	if err := r.Journal.Record(d.Node, deletePhase, state.Done, deleteKey(d.Node), "recorded as deleted"); err != nil {
 		return err
 	}
 	r.Events.Infof(deletePhase, d.Node, "%s is no longer part of the cluster: remove it from hosts.yaml (until then plan and apply warn, and apply would add it back)", d.Node)

@@ -15,6 +15,7 @@ import (
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/events"
+	"k4t.io/k4t/pkg/state"
 	"k4t.io/k4t/pkg/transport"
 )
 
@@ -81,7 +82,12 @@ func newDeleteCluster(t *testing.T) *deleteCluster {
 		Data: map[string]string{"ClusterConfiguration": "apiVersion: kubeadm.k8s.io/v1beta4\netcd:\n  external:\n    caFile: /etc/kubernetes/pki/etcd/ca.crt\n    endpoints:\n    - https://10.0.0.21:2379\n    - https://10.0.0.22:2379\n    - https://10.0.0.23:2379\n    keyFile: /etc/kubernetes/pki/apiserver-etcd-client.key\nkind: ClusterConfiguration\n"}})
 	dc.client = fake.NewClientset(objs...)
 	dc.fakes["master1"].SetFile(transport.File{Path: initDone})
-	dc.r = &engine.Run{Cluster: c, State: st, Events: events.NewEmitter("test"),
+	j, err := state.OpenJournal(st.Journal(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	dc.r = &engine.Run{Cluster: c, State: st, Events: events.NewEmitter("test"), Journal: j,
 		Connect: func(ctx context.Context, h *v1alpha1.Host) (transport.Host, error) { return dc.fakes[h.Name], nil },
 		Options: engine.Options{Now: time.Now}}
 	if _, err := dc.r.Value("kube-client", func() (any, error) { return dc.client, nil }); err != nil {
@@ -142,6 +148,16 @@ func TestDeleteRefusals(t *testing.T) {
 	if len(dc.members) != 3 {
 		t.Errorf("members changed: %v", dc.members)
 	}
+	notJoined := newDeleteCluster(t)
+	if err := notJoined.client.CoreV1().Nodes().Delete(context.Background(), "worker3", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := notJoined.delete("worker3"); err == nil || !strings.Contains(err.Error(), "worker3 is not in the cluster") {
+		t.Errorf("a listed host that never joined: %v", err)
+	}
+	if cmds := notJoined.fakes["worker3"].Commands(); strings.Contains(strings.Join(cmds, "\n"), "sh -s") {
+		t.Errorf("worker3 was reset: %v", cmds)
+	}
 	for node, want := range map[string]string{"master1": "is the first master", "nope": "not in the inventory"} {
 		if _, err := newDeleteCluster(t).delete(node); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", node, err, want)
@@ -172,5 +188,25 @@ func TestEtcdEndpointsFollowTheInventory(t *testing.T) {
 	}
 	if _, err := setConfigEtcdEndpoints("etcd:\n  local:\n    dataDir: /var/lib/etcd\n", []string{"https://a:2379"}); err == nil {
 		t.Error("a local etcd config was edited")
+	}
+}
+
+// A delete killed after the Node and the member went, before the state dir
+// recorded the node: the re-run recognises it by the journal and finishes.
+func TestDeleteKilledAfterTheMemberWent(t *testing.T) {
+	dc := newDeleteCluster(t)
+	if err := dc.r.Journal.Record("master3", deletePhase, state.Intent, deleteKey("master3"), "deleting master3"); err != nil {
+		t.Fatal(err)
+	}
+	dc.client.CoreV1().Nodes().Delete(context.Background(), "master3", metav1.DeleteOptions{})
+	dc.members = []string{"master1", "master2"}
+	if _, err := dc.delete("master3"); err != nil {
+		t.Fatal(err)
+	}
+	if removed, _ := dc.r.State.Removed(); removed["master3"].IsZero() {
+		t.Error("not recorded as deleted")
+	}
+	if p, _ := state.PendingIntents(dc.r.State.Journal()); len(p) != 0 {
+		t.Errorf("left pending: %+v", p)
 	}
 }

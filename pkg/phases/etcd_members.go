@@ -261,17 +261,44 @@ func (c *etcdCluster) repairChanges(hc *engine.HostCtx, phase string) ([]*engine
 	}
 	if entry != nil && entry.started() {
 		id := strconv.FormatUint(entry.ID, 16)
-		out = append(out, engine.CommandChange(hc, phase, fmt.Sprintf("etcdctl member remove %s (%s lost its data; the other members keep quorum)", id, hc.Name()),
+		out = append(out, reconfigChange(hc, phase, fmt.Sprintf("etcdctl member remove %s (%s lost its data; the other members keep quorum)", id, hc.Name()),
 			etcdctlCmd(others, "member remove "+id)))
 		entry = nil
 	}
 	if entry == nil {
 		// As a learner: it does not count for quorum until it has caught
 		// up and is promoted (promoteChange, after its start).
-		out = append(out, engine.CommandChange(hc, phase, fmt.Sprintf("etcdctl member add %s --peer-urls=%s --learner", hc.Name(), peer),
+		out = append(out, reconfigChange(hc, phase, fmt.Sprintf("etcdctl member add %s --peer-urls=%s --learner", hc.Name(), peer),
 			etcdctlCmd(others, fmt.Sprintf("member add %s --peer-urls=%s --learner", hc.Name(), peer))))
 	}
 	return out, nil
+}
+
+// reconfigChange runs an etcd membership change (member add or remove).
+// etcd refuses one ("unhealthy cluster") until the member asked has been
+// connected to every voting peer for a few seconds, e.g. after a restart
+// or another membership change: it is asked again, every 2s, meanwhile.
+func reconfigChange(hc *engine.HostCtx, phase, desc, cmd string) *engine.Change {
+	c := engine.CommandChange(hc, phase, desc, cmd)
+	c.Apply = func(ctx context.Context, h transport.Host) error {
+		return etcdReconfig(ctx, h, cmd)
+	}
+	return c
+}
+
+func etcdReconfig(ctx context.Context, h transport.Host, cmd string) error {
+	var last error
+	err := engine.Poll(ctx, etcdHealthTimeout, 2*time.Second, func(ctx context.Context) (bool, error) {
+		_, last = h.Run(ctx, transport.Cmd{Command: cmd, Timeout: 30 * time.Second})
+		if last != nil && strings.Contains(last.Error(), "unhealthy cluster") {
+			return false, nil
+		}
+		return true, last
+	})
+	if errors.Is(err, engine.ErrTimeout) {
+		return fmt.Errorf("etcd kept refusing for %s: %w", etcdHealthTimeout, last)
+	}
+	return err
 }
 
 // needsPromotion: hc's member joins (or joined) as a learner and is not
