@@ -31,7 +31,7 @@ func (e *env) mixedAccess(t *testing.T) []string {
 	t.Setenv("K4T_E2E_ROOT_PW", rootPW)
 	t.Setenv("K4T_E2E_SUDO_PW", sudoPW)
 
-	c, err := lab.Inventory(mustHosts(t, e.lab), e.lab.KeyFile(), vip)
+	c, err := lab.Inventory(only(mustHosts(t, e.lab), haHosts), e.lab.KeyFile(), vip)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,11 @@ type certRow struct {
 
 // shortLivedInventory writes the lab inventory with spec.certificates.validity: 2h.
 func (e *env) shortLivedInventory(t *testing.T, endpoint string) string {
-	c, err := lab.Inventory(mustHosts(t, e.lab), e.lab.KeyFile(), endpoint)
+	hosts := mustHosts(t, e.lab)
+	if endpoint != "" {
+		hosts = only(hosts, haHosts) // not TestHACluster's spare master
+	}
+	c, err := lab.Inventory(hosts, e.lab.KeyFile(), endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}

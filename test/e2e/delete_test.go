@@ -3,10 +3,15 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/lab"
 )
 
 // Issue 11's `k4t delete node` on the HA cluster. The subtests run in this
@@ -14,26 +19,36 @@ import (
 // quorum, master3 deleted under a probe, worker2 deleted with a
 // Deployment's pods on it, then worker1 deleted with its host stopped.
 
-// refuseDeleteWithoutQuorum stops etcd on master2 and asks to delete
-// master3: the 1 healthy member left could not make a quorum of 2.
+// refuseDeleteWithoutQuorum stops master2's host and asks to delete
+// master3: the 1 healthy member left could not make a quorum of 2. master2
+// is started again, and waited for, even when the test fails.
 func (e *env) refuseDeleteWithoutQuorum(t *testing.T) {
-	e.exec("master2", "systemctl stop etcd")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := e.lab.Stop(ctx, "master2"); err != nil {
+		t.Fatal(err)
+	}
 	defer func() {
-		e.exec("master2", "systemctl start etcd")
-		deadline := time.Now().Add(time.Minute)
+		if err := e.lab.Start(ctx, "master2"); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Minute)
 		for {
-			if out, err := e.etcdctl("master1", "endpoint health -w simple"); err == nil && strings.Count(out, "is healthy") == 3 {
+			out, err := e.etcdctl("master1", "endpoint health -w simple")
+			nodes, _ := e.kubectl("get", "node", "master2", "--no-headers")
+			up := e.exec("slb1", "echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, '$2 == \"master2\" {print $18}'")
+			if err == nil && strings.Count(out, "is healthy") == 3 && strings.Contains(nodes, " Ready ") && up == "UP" {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatal("etcd not healthy again a minute after master2's etcd started")
+				t.Fatalf("master2 not back 2 minutes after its start: etcd %q, node %q, HAProxy %q", out, nodes, up)
 			}
 			time.Sleep(time.Second)
 		}
 	}()
 	r := e.k4t("delete", "node", "master3", "--yes", "-f", e.inv)
 	if r.code == 0 {
-		t.Fatalf("delete master3 with master2's etcd down succeeded:\n%s", tail(r.stdout, 20))
+		t.Fatalf("delete master3 with master2 stopped succeeded:\n%s", tail(r.stdout, 20))
 	}
 	mustContain(t, "delete without quorum", r.stderr, "refusing to remove master3 from etcd", "1 of the 2 members left are healthy")
 	if out, _ := e.etcdctl("master1", "member list -w simple"); strings.Count(out, "started") != 3 {
@@ -112,6 +127,8 @@ func (e *env) deleteWorker(t *testing.T) {
 	if !strings.Contains(pods, "worker2") {
 		t.Fatalf("no web pod on worker2 to move:\n%s", pods)
 	}
+	// the client pod runs on master2, which an earlier subtest restarted
+	e.mustKubectl("wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
 	ip := e.mustKubectl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
 	script := fmt.Sprintf(`exec 3<>/dev/tcp/%s/80 && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && timeout 2 cat <&3`, ip)
 	var mu sync.Mutex
@@ -180,38 +197,83 @@ func (e *env) forceDeleteStopped(t *testing.T) {
 // kubeconfig is the state dir's admin kubeconfig.
 func (e *env) kubeconfig() string { return e.stateDir + "/clusters/lab/admin.conf" }
 
-// readdMaster replaces the deleted master3 by a clean host of the same name
-// (its host was reset): `k4t apply` with master3 still in hosts.yaml adds
-// it as an etcd learner, promotes it once it has caught up, joins it to the
-// control plane and both load balancers, while a probe calls the API
+// replaceMaster replaces the deleted master3 by master4, as etcd's guide
+// does it: hosts.yaml drops master3 and lists master4, and `k4t apply`
+// adds it as an etcd learner, promotes it once it has caught up, joins it
+// to the control plane and both load balancers, while a probe calls the API
 // through the VIP every 200 ms.
-func (e *env) readdMaster(t *testing.T) {
-	p := startProbe(t, e.kubeconfig(), "https://"+vip+":6443")
-	r := e.k4t("apply", "-f", e.inv)
-	calls, failures, longest := p.finish()
-	fmt.Printf("FIGURE add-master: %s; probe through the VIP every 200ms: %d calls, %d failures, longest gap %s\n",
-		r.duration.Round(100*time.Millisecond), calls, len(failures), longest.Round(time.Millisecond))
-	if r.code != 0 {
-		t.Fatalf("apply with master3 back: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
+func (e *env) replaceMaster(t *testing.T) {
+	c, problems, err := v1alpha1.Load(e.inv)
+	if errs, _ := v1alpha1.Count(problems); err != nil || errs > 0 {
+		t.Fatalf("loading %s: %v %v", e.inv, err, problems)
 	}
-	mustContain(t, "apply with master3 back", r.stdout, "--learner", "member promote master3")
-	if len(failures) > 0 {
-		t.Errorf("%d API call(s) through the VIP failed while master3 joined:\n%s", len(failures), strings.Join(failures, "\n"))
+	spare, err := lab.Inventory(only(mustHosts(t, e.lab), []string{"slb1", "slb2", "master1", "master2", spareMaster, "worker1", "worker2"}), e.lab.KeyFile(), vip)
+	if err != nil {
+		t.Fatal(err)
 	}
-	e.assertEtcd(t, "master1", "master2", "master3")
-	for _, slb := range []string{"slb1", "slb2"} {
-		got := e.exec(slb, "echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, '$2 ~ /^master/ {print $2, $18}' | sort | tr '\\n' ' '")
-		if got != "master1 UP master2 UP master3 UP" {
-			t.Errorf("%s: HAProxy has %q, want the three masters UP", slb, got)
+	for i := range c.Spec.Hosts {
+		if c.Spec.Hosts[i].Name == "master3" {
+			c.Spec.Hosts[i] = *spare.Host(spareMaster)
 		}
 	}
-	if n := e.exec("master3", "grep -o -E '10.77.0.1[345]:2379' /etc/kubernetes/manifests/kube-apiserver.yaml | sort -u | wc -l"); n != "3" {
-		t.Errorf("master3's kube-apiserver names %s etcd members, want 3", n)
+	b, err := lab.MarshalInventory(c)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if out, _ := e.etcdctl("master1", "member list -w simple"); strings.Contains(out, ", true") {
-		t.Errorf("a learner is left:\n%s", out)
+	if err := os.WriteFile(e.inv, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if out, err := e.kubectl("wait", "--for=condition=Ready", "node/master3", "--timeout=60s"); err != nil {
-		t.Errorf("master3 not Ready: %v\n%s", err, out)
+	m4 := spare.Host(spareMaster).Address
+	p := startProbe(t, e.kubeconfig(), "https://"+vip+":6443")
+	r := e.k4t("apply", "--accept-new-hosts", "-f", e.inv) // master4 is a host k4t has not seen
+	calls, failures, longest := p.finish()
+	fmt.Printf("FIGURE replace-master (add master4): %s; probe through the VIP every 200ms: %d calls, %d failures, longest gap %s\n",
+		r.duration.Round(100*time.Millisecond), calls, len(failures), longest.Round(time.Millisecond))
+	if r.code != 0 {
+		t.Fatalf("apply with master4: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
 	}
+	mustContain(t, "apply with master4", r.stdout, "member add master4", "--learner", "member promote master4")
+	if len(failures) > 0 {
+		t.Errorf("%d API call(s) through the VIP failed while master4 joined:\n%s", len(failures), strings.Join(failures, "\n"))
+	}
+	etcd := "ETCDCTL_API=3 etcdctl --endpoints=https://10.77.0.13:2379,https://10.77.0.14:2379,https://" + m4 + ":2379 " +
+		"--cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/healthcheck-client.crt --key=/etc/etcd/pki/healthcheck-client.key "
+	members := e.exec("master1", etcd+"member list -w simple")
+	if strings.Count(members, ", started, ") != 3 || !strings.Contains(members, "master4") || strings.Contains(members, ", true") {
+		t.Errorf("etcd members, want master1, master2, master4, none a learner:\n%s", members)
+	}
+	if out := e.exec("master1", etcd+"endpoint health -w simple"); strings.Count(out, "is healthy") != 3 {
+		t.Errorf("etcd health:\n%s", out)
+	}
+	for _, slb := range []string{"slb1", "slb2"} {
+		got := e.exec(slb, "echo 'show stat' | socat stdio /run/haproxy/admin.sock | awk -F, '$2 ~ /^master/ {print $2, $18}' | sort | tr '\\n' ' '")
+		if got != "master1 UP master2 UP master4 UP" {
+			t.Errorf("%s: HAProxy has %q, want master1, master2 and master4 UP", slb, got)
+		}
+	}
+	if n := e.exec(spareMaster, "grep -o -E '(10.77.0.13|10.77.0.14|"+m4+"):2379' /etc/kubernetes/manifests/kube-apiserver.yaml | sort -u | wc -l"); n != "3" {
+		t.Errorf("master4's kube-apiserver names %s etcd members, want 3", n)
+	}
+	if out, err := e.kubectl("wait", "--for=condition=Ready", "node/"+spareMaster, "--timeout=60s"); err != nil {
+		t.Errorf("master4 not Ready: %v\n%s", err, out)
+	}
+}
+
+// addWorker adds the deleted worker2 back with `k4t apply` (hosts.yaml
+// still lists it): it joins through the VIP, is Ready and runs a pod.
+func (e *env) addWorker(t *testing.T) {
+	r := e.k4t("apply", "-f", e.inv)
+	fmt.Printf("FIGURE add-worker: %s\n", r.duration.Round(100*time.Millisecond))
+	if r.code != 0 {
+		t.Fatalf("apply with worker2 back: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
+	}
+	pod := fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"on-worker2"},"spec":{"nodeName":"worker2","containers":[{"name":"c","image":%q,"imagePullPolicy":"Never","command":["sleep","600"]}]}}`,
+		imageRef(t, "kube-proxy-image"))
+	p := filepath.Join(t.TempDir(), "pod.json")
+	os.WriteFile(p, []byte(pod), 0o644)
+	e.mustKubectl("apply", "-f", p)
+	if out, err := e.kubectl("wait", "--for=condition=Ready", "pod/on-worker2", "--timeout=90s"); err != nil {
+		t.Errorf("no pod runs on worker2: %v\n%s", err, out)
+	}
+	e.kubectl("delete", "pod", "on-worker2", "--wait=false")
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -38,7 +39,7 @@ for d in /etc/kubernetes /var/lib/etcd /var/lib/kubelet /etc/sysctl.d/99-k4t.con
 grep -q '^# BEGIN k4t managed block$' /etc/hosts && echo "hosts block"
 ip -o addr | grep -q ' ` + vip + `/' && echo "holds the VIP"
 true`
-	for _, h := range haHosts {
+	for _, h := range append(slices.Clone(haHosts), spareMaster) {
 		if out := e.exec(h, check); out != "" {
 			t.Errorf("%s after the reset:\n%s", h, out)
 		}
