@@ -237,7 +237,7 @@ func TestHACluster(t *testing.T) {
 	t.Run("delete worker2 with web pods on it: they move and the Service answers", func(t *testing.T) {
 		e.deleteWorker(t)
 	})
-	t.Run("add worker2 back: apply joins it, it is Ready and runs a pod", func(t *testing.T) {
+	t.Run("add worker2 back: apply joins it; it is Ready and runs a pod", func(t *testing.T) {
 		e.addWorker(t)
 	})
 	t.Run("delete worker1 with its host stopped: refused without --force, removed with it", func(t *testing.T) {

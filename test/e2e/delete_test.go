@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -269,9 +268,18 @@ func (e *env) addWorker(t *testing.T) {
 	}
 	pod := fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"on-worker2"},"spec":{"nodeName":"worker2","containers":[{"name":"c","image":%q,"imagePullPolicy":"Never","command":["sleep","600"]}]}}`,
 		imageRef(t, "kube-proxy-image"))
-	p := filepath.Join(t.TempDir(), "pod.json")
-	os.WriteFile(p, []byte(pod), 0o644)
-	e.mustKubectl("apply", "-f", p)
+	// Not t.TempDir(): the subtest's name, in that path, may hold commas,
+	// which kubectl -f takes as separators.
+	f, err := os.CreateTemp("", "k4t-e2e-pod-*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	f.WriteString(pod)
+	f.Close()
+	if out, err := e.kubectl("apply", "-f", f.Name()); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
 	if out, err := e.kubectl("wait", "--for=condition=Ready", "pod/on-worker2", "--timeout=90s"); err != nil {
 		t.Errorf("no pod runs on worker2: %v\n%s", err, out)
 	}
