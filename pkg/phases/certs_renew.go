@@ -248,7 +248,7 @@ func (p *CertsRollWorkers) ShouldRun(*engine.Run) bool {
 	return !p.Renewal.Result.Skipped && p.Renewal.has(KubeletCertNames...)
 }
 func (*CertsRollWorkers) Hosts(r *engine.Run) []*v1alpha1.Host {
-	return slices.DeleteFunc(slices.Clone(r.Cluster.Workers()), func(w *v1alpha1.Host) bool { return w.HasRole(v1alpha1.RoleMaster) })
+	return workersOnly(r)
 }
 func (p *CertsRollWorkers) Plan(_ context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	return p.Renewal.in(hc.Run).planHost(hc), nil
@@ -369,12 +369,9 @@ func (rn *renewer) planHost(hc *engine.HostCtx) []*engine.Change {
 	master := h.HasRole(v1alpha1.RoleMaster)
 	member := isMember(r.Cluster, h)
 	cs := engine.NewChanges(hc, certsPhase)
-	step := func(desc string, apply func(ctx context.Context) error) {
-		cs.Add(&engine.Change{Kind: engine.KindCommand, Key: "step:" + desc, Desc: desc,
-			Apply: func(ctx context.Context, _ transport.Host) error { return apply(ctx) }})
-	}
+	step := func(desc string, apply func(ctx context.Context) error) { cs.Add(stepChange(desc, apply)) }
 	if master && len(r.Cluster.SLBs()) > 0 {
-		step("take "+name+" out of HAProxy on every slb", func(ctx context.Context) error { return HAProxyOut(ctx, r, certsPhase, h) })
+		cs.Add(haproxyOutStep(r, certsPhase, h))
 	}
 	pods := map[string]bool{}
 	if names := rn.kubeadmNames(hc); master && len(names) > 0 {
@@ -430,12 +427,7 @@ func (rn *renewer) planHost(hc *engine.HostCtx) []*engine.Change {
 		step("wait for etcd health", func(ctx context.Context) error { return WaitEtcdHealthy(ctx, r, etcdHealthTimeout) })
 	}
 	if master && len(r.Cluster.SLBs()) > 0 {
-		step("put "+name+" back into HAProxy and wait until every slb sees it UP", func(ctx context.Context) error {
-			if err := HAProxyIn(ctx, r, certsPhase, name); err != nil {
-				return err
-			}
-			return WaitHAProxyUp(ctx, r, certsPhase, name, time.Minute)
-		})
+		cs.Add(haproxyBackStep(r, certsPhase, name, time.Minute))
 	}
 	return cs.List
 }

@@ -74,7 +74,6 @@ func (p *DeleteCheck) Check(ctx context.Context, r *engine.Run) error {
 			r.Cluster = r.Cluster.Without(other) // deleted before: no part of the cluster
 		}
 	}
-	h = r.Cluster.Host(d.Node)
 	d.host, d.etcd = h, isMember(r.Cluster, h)
 	if _, ok := removed[d.Node]; ok {
 		r.Events.Warnf(deletePhase, d.Node, "%s was deleted before; finishing what that run left", d.Node)
@@ -154,15 +153,8 @@ func (p *DeleteCheck) inCluster(ctx context.Context, r *engine.Run) error {
 		}
 	}
 	if d.etcd {
-		var from *v1alpha1.Host
-		for _, m := range r.Cluster.EtcdMembers() {
-			if m.Name != d.Node {
-				from = m
-				break
-			}
-		}
-		if from != nil {
-			members, err := etcdMembers(ctx, r, from)
+		if others := etcdOthers(r, d.Node); len(others) > 0 {
+			members, err := etcdMembers(ctx, r, others[0])
 			if err != nil {
 				return err
 			}
@@ -179,11 +171,9 @@ func (p *DeleteCheck) inCluster(ctx context.Context, r *engine.Run) error {
 // without the node must have its quorum from the start.
 func (p *DeleteCheck) quorumWithout(ctx context.Context, r *engine.Run) error {
 	d := p.D
-	var left []*v1alpha1.Host
-	for _, m := range r.Cluster.EtcdMembers() {
-		if m.Name != d.Node {
-			left = append(left, m)
-		}
+	left := etcdOthers(r, d.Node)
+	if len(left) == 0 {
+		return engine.Errorf(d.Node, deletePhase, "use `k4t reset` to take the whole cluster down", "%s is the only etcd member", d.Node)
 	}
 	from := left[0]
 	members, err := etcdMembers(ctx, r, from)
@@ -281,12 +271,7 @@ func (p *DeleteFromCluster) Check(ctx context.Context, r *engine.Run) error {
 	if !d.etcd {
 		return nil
 	}
-	var left []*v1alpha1.Host
-	for _, m := range r.Cluster.EtcdMembers() {
-		if m.Name != d.Node {
-			left = append(left, m)
-		}
-	}
+	left := etcdOthers(r, d.Node)
 	members, err := etcdMembers(ctx, r, left[0])
 	if err != nil {
 		return err
@@ -363,10 +348,7 @@ func (p *DeleteEtcdServers) Plan(ctx context.Context, hc *engine.HostCtx) ([]*en
 		return nil, err
 	}
 	var out []*engine.Change
-	step := func(desc string, apply func(ctx context.Context) error) {
-		out = append(out, &engine.Change{Kind: engine.KindCommand, Key: "step:" + desc, Desc: desc,
-			Apply: func(ctx context.Context, _ transport.Host) error { return apply(ctx) }})
-	}
+	step := func(desc string, apply func(ctx context.Context) error) { out = append(out, stepChange(desc, apply)) }
 	if strings.TrimSpace(string(res.Stdout)) == "0" {
 		return nil, nil
 	}
@@ -376,7 +358,7 @@ func (p *DeleteEtcdServers) Plan(ctx context.Context, hc *engine.HostCtx) ([]*en
 		return nil, err
 	}
 	if len(r.Cluster.SLBs()) > 0 {
-		step("take "+name+" out of HAProxy on every slb", func(ctx context.Context) error { return HAProxyOut(ctx, r, deletePhase, hc.Host) })
+		out = append(out, haproxyOutStep(r, deletePhase, hc.Host))
 	}
 	step("kubeadm upgrade node phase control-plane: kube-apiserver without "+gone, func(ctx context.Context) error {
 		if _, err := hc.Conn.Put(ctx, transport.File{Path: kubeadmUpgradeConfigPath, Mode: 0o600, Content: cfg}); err != nil {
@@ -391,12 +373,7 @@ func (p *DeleteEtcdServers) Plan(ctx context.Context, hc *engine.HostCtx) ([]*en
 		return WaitAPIServerReady(ctx, hc, "https://"+hc.Host.InternalAddress+":6443", d.readyTimeout())
 	})
 	if len(r.Cluster.SLBs()) > 0 {
-		step("put "+name+" back into HAProxy and wait until every slb sees it UP", func(ctx context.Context) error {
-			if err := HAProxyIn(ctx, r, deletePhase, name); err != nil {
-				return err
-			}
-			return WaitHAProxyUp(ctx, r, deletePhase, name, d.readyTimeout())
-		})
+		out = append(out, haproxyBackStep(r, deletePhase, name, d.readyTimeout()))
 	}
 	return out, nil
 }
@@ -428,11 +405,14 @@ func (p *DeleteReset) ShouldRun(*engine.Run) bool {
 func (p *DeleteReset) Hosts(*engine.Run) []*v1alpha1.Host { return []*v1alpha1.Host{p.D.host} }
 func (p *DeleteReset) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	var out []*engine.Change
-	for _, t := range []*resetTier{ResetMasters().(*resetTier), ResetEtcd().(*resetTier), ResetOS().(*resetTier)} {
-		if (t.name == "reset-masters" && !hc.Host.HasRole(v1alpha1.RoleMaster) && !hc.Host.HasRole(v1alpha1.RoleWorker)) ||
-			(t.name == "reset-etcd" && !p.D.etcd) {
-			continue
-		}
+	var tiers []*resetTier
+	if hc.Host.HasRole(v1alpha1.RoleMaster) || hc.Host.HasRole(v1alpha1.RoleWorker) {
+		tiers = append(tiers, masterTier())
+	}
+	if p.D.etcd {
+		tiers = append(tiers, etcdTier())
+	}
+	for _, t := range append(tiers, osTier()) {
 		cs, err := t.Plan(ctx, hc)
 		if err != nil {
 			return nil, err

@@ -313,16 +313,16 @@ func (c *etcdCluster) needsPromotion(hc *engine.HostCtx, repair []*engine.Change
 	return slices.ContainsFunc(c.listed, func(l etcdListed) bool { return l.IsLearner && slices.Contains(l.PeerURLs, peer) })
 }
 
+// etcdOthers lists the etcd members other than the host named name.
+func etcdOthers(r *engine.Run, name string) []*v1alpha1.Host {
+	return slices.DeleteFunc(slices.Clone(r.Cluster.EtcdMembers()), func(m *v1alpha1.Host) bool { return m.Name == name })
+}
+
 // promoteChange promotes hc's learner to a voting member once it has
 // caught up with the leader (etcd refuses before), trying every second.
 func promoteChange(hc *engine.HostCtx, phase string) *engine.Change {
 	r, peer := hc.Run, etcdPeerURL(hc.Host)
-	var others []*v1alpha1.Host
-	for _, h := range r.Cluster.EtcdMembers() {
-		if h.Name != hc.Name() {
-			others = append(others, h)
-		}
-	}
+	others := etcdOthers(r, hc.Name())
 	return &engine.Change{Host: hc.Name(), Phase: phase, Kind: engine.KindCommand, Key: "promote:etcd",
 		Desc: "etcdctl member promote " + hc.Name() + " once the learner has caught up",
 		Apply: func(ctx context.Context, _ transport.Host) error {

@@ -140,3 +140,28 @@ func WaitHAProxyUp(ctx context.Context, r *engine.Run, phase, m string, timeout 
 	}
 	return nil
 }
+
+// stepChange is one step of a node's roll (upgrade, certs renew, the etcd
+// servers after a delete): a Change whose Apply is the step.
+func stepChange(desc string, apply func(ctx context.Context) error) *engine.Change {
+	return &engine.Change{Kind: engine.KindCommand, Key: "step:" + desc, Desc: desc,
+		Apply: func(ctx context.Context, _ transport.Host) error { return apply(ctx) }}
+}
+
+// haproxyOutStep takes master m out of HAProxy on every slb (HAProxyOut).
+func haproxyOutStep(r *engine.Run, phase string, m *v1alpha1.Host) *engine.Change {
+	return stepChange("take "+m.Name+" out of HAProxy on every slb", func(ctx context.Context) error {
+		return HAProxyOut(ctx, r, phase, m)
+	})
+}
+
+// haproxyBackStep puts master m back into HAProxy and waits until every slb
+// sees it UP, so the next master leaves only when this one takes traffic.
+func haproxyBackStep(r *engine.Run, phase, m string, timeout time.Duration) *engine.Change {
+	return stepChange("put "+m+" back into HAProxy and wait until every slb sees it UP", func(ctx context.Context) error {
+		if err := HAProxyIn(ctx, r, phase, m); err != nil {
+			return err
+		}
+		return WaitHAProxyUp(ctx, r, phase, m, timeout)
+	})
+}

@@ -74,18 +74,18 @@ var kubeLeft = exists("/etc/kubernetes", "/var/lib/kubelet", templates.KubeletUn
 // ResetWorkers resets the workers: kubeadm's node, kubelet, containerd, the pod network.
 func ResetWorkers() engine.Phase {
 	return &resetTier{name: "reset-workers", title: "Workers: kubeadm reset, kubelet and containerd stopped and removed, pod network cleaned",
-		desc: "kubeadm reset; remove kubelet, containerd, their data and the pod network",
-		hosts: func(r *engine.Run) []*v1alpha1.Host {
-			return slices.DeleteFunc(slices.Clone(r.Cluster.Workers()), func(h *v1alpha1.Host) bool { return h.HasRole(v1alpha1.RoleMaster) })
-		},
-		left: kubeLeft,
+		desc:  "kubeadm reset; remove kubelet, containerd, their data and the pod network",
+		hosts: workersOnly,
+		left:  kubeLeft,
 		input: func(*engine.Run, *v1alpha1.Host) templates.NodeResetInput {
 			return templates.NodeResetInput{Kube: true}
 		}}
 }
 
 // ResetMasters resets the masters' control plane and kubelet (etcd follows).
-func ResetMasters() engine.Phase {
+func ResetMasters() engine.Phase { return masterTier() }
+
+func masterTier() *resetTier {
 	return &resetTier{name: "reset-masters", title: "Masters: kubeadm reset, kubelet and containerd stopped and removed, pod network cleaned",
 		desc:  "kubeadm reset; remove kubelet, containerd, their data and the pod network",
 		hosts: func(r *engine.Run) []*v1alpha1.Host { return r.Cluster.Masters() },
@@ -96,7 +96,9 @@ func ResetMasters() engine.Phase {
 }
 
 // ResetEtcd stops etcd on every member and removes it with its data.
-func ResetEtcd() engine.Phase {
+func ResetEtcd() engine.Phase { return etcdTier() }
+
+func etcdTier() *resetTier {
 	return &resetTier{name: "reset-etcd", title: "etcd: stopped and removed on every member, data dir included",
 		desc:  "stop etcd; remove its unit, configuration, certificates and data dir",
 		hosts: func(r *engine.Run) []*v1alpha1.Host { return r.Cluster.EtcdMembers() },
@@ -120,7 +122,9 @@ func ResetSLB() engine.Phase {
 
 // ResetOS removes k4t's sysctls, its /etc/hosts block and the binaries it
 // installed, on every host.
-func ResetOS() engine.Phase {
+func ResetOS() engine.Phase { return osTier() }
+
+func osTier() *resetTier {
 	return &resetTier{name: "reset-os", title: "OS: k4t's sysctls, /etc/hosts block and binaries",
 		desc:  "remove k4t's sysctls, its /etc/hosts block and the binaries it installed",
 		hosts: engine.AllHosts,

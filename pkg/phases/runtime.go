@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +31,12 @@ func (*Runtime) Name() string  { return "runtime" }
 func (*Runtime) Title() string { return "Runtime: containerd, runc, CNI plugins, images (offline)" }
 
 // kubeNodes are the hosts that run kubelet.
+// workersOnly lists the workers that are not also masters (a master's own
+// roll covers them).
+func workersOnly(r *engine.Run) []*v1alpha1.Host {
+	return slices.DeleteFunc(slices.Clone(r.Cluster.Workers()), func(w *v1alpha1.Host) bool { return w.HasRole(v1alpha1.RoleMaster) })
+}
+
 func kubeNodes(r *engine.Run) []*v1alpha1.Host {
 	var out []*v1alpha1.Host
 	for _, h := range engine.AllHosts(r) {

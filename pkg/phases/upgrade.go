@@ -468,15 +468,7 @@ func (*UpgradeWorkers) Name() string { return "upgrade-workers" }
 func (*UpgradeWorkers) Title() string {
 	return "Workers, in batches: drain, kubeadm upgrade node, kubelet, Ready, uncordon"
 }
-func (*UpgradeWorkers) Hosts(r *engine.Run) []*v1alpha1.Host {
-	var out []*v1alpha1.Host
-	for _, w := range r.Cluster.Workers() {
-		if !w.HasRole(v1alpha1.RoleMaster) {
-			out = append(out, w)
-		}
-	}
-	return out
-}
+func (*UpgradeWorkers) Hosts(r *engine.Run) []*v1alpha1.Host { return workersOnly(r) }
 func (p *UpgradeWorkers) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	return planNodeUpgrade(ctx, hc, p.Opts)
 }
@@ -562,16 +554,12 @@ func planNodeUpgrade(ctx context.Context, hc *engine.HostCtx, o *UpgradeOptions)
 	name := hc.Name()
 	master := hc.Host.HasRole(v1alpha1.RoleMaster)
 	cs := engine.NewChanges(hc, upgradePhase)
-	step := func(desc string, apply func(ctx context.Context, h transport.Host) error) {
-		cs.Add(&engine.Change{Kind: engine.KindCommand, Key: "step:" + desc, Desc: desc, Apply: apply})
-	}
+	step := func(desc string, apply func(ctx context.Context) error) { cs.Add(stepChange(desc, apply)) }
 	if master && len(r.Cluster.SLBs()) > 0 {
-		step("take "+name+" out of HAProxy on every slb", func(ctx context.Context, _ transport.Host) error {
-			return HAProxyOut(ctx, r, upgradePhase, hc.Host)
-		})
+		cs.Add(haproxyOutStep(r, upgradePhase, hc.Host))
 	}
 	drainOpts := o.Drain
-	step(fmt.Sprintf("cordon and drain %s (timeout %s)", name, drainOpts.Timeout), func(ctx context.Context, _ transport.Host) error {
+	step(fmt.Sprintf("cordon and drain %s (timeout %s)", name, drainOpts.Timeout), func(ctx context.Context) error {
 		if err := r.Journal.Record(name, upgradePhase, state.Intent, cordonKey(name), "cordoned for the upgrade"); err != nil {
 			return err
 		}
@@ -630,29 +618,24 @@ func planNodeUpgrade(ctx context.Context, hc *engine.HostCtx, o *UpgradeOptions)
 	}
 	timeout := o.readyTimeout()
 	if master {
-		step(fmt.Sprintf("wait for %s's /readyz (10s in a row) and etcd health", name), func(ctx context.Context, _ transport.Host) error {
+		step(fmt.Sprintf("wait for %s's /readyz (10s in a row) and etcd health", name), func(ctx context.Context) error {
 			if err := waitAPIServerReadyFor(ctx, hc, "https://"+hc.Host.InternalAddress+":6443", timeout, 5); err != nil {
 				return err
 			}
 			return WaitEtcdHealthy(ctx, r, timeout)
 		})
 	}
-	step(fmt.Sprintf("wait for node %s Ready with kubelet %s", name, vs(target)), func(ctx context.Context, _ transport.Host) error {
+	step(fmt.Sprintf("wait for node %s Ready with kubelet %s", name, vs(target)), func(ctx context.Context) error {
 		return waitNodeAt(ctx, r, name, target, timeout)
 	})
-	step("uncordon "+name, func(ctx context.Context, _ transport.Host) error {
+	step("uncordon "+name, func(ctx context.Context) error {
 		if err := uncordon(ctx, r, name); err != nil {
 			return err
 		}
 		return r.Journal.Record(name, upgradePhase, state.Done, cordonKey(name), "uncordoned")
 	})
 	if master && len(r.Cluster.SLBs()) > 0 {
-		step("put "+name+" back into HAProxy and wait until every slb sees it UP", func(ctx context.Context, _ transport.Host) error {
-			if err := HAProxyIn(ctx, r, upgradePhase, name); err != nil {
-				return err
-			}
-			return WaitHAProxyUp(ctx, r, upgradePhase, name, timeout)
-		})
+		cs.Add(haproxyBackStep(r, upgradePhase, name, timeout))
 	}
 	return cs.List, nil
 }
