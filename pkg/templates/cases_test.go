@@ -127,6 +127,30 @@ var goldenCases = []struct {
 	{"reset-master1.sh", func() ([]byte, error) {
 		return NodeReset(NodeResetInput{Host: "master1", Kube: true, Etcd: true})
 	}},
+	{"restore-etcd-master1.sh", func() ([]byte, error) {
+		return EtcdRestoreScript(EtcdRestoreInput{ID: "20261201T080000Z", Token: "k4t-lab-restore-20261201T080000Z", Host: "master1",
+			Member: true, Members: haEtcd, Snapshot: "/var/lib/k4t/snapshots/restore-20261201T080000Z.db", Master: true})
+	}},
+	{"restore-etcd-etcd1.sh", func() ([]byte, error) {
+		return EtcdRestoreScript(EtcdRestoreInput{ID: "20261201T080000Z", Token: "k4t-lab-restore-20261201T080000Z", Host: "etcd1",
+			Member: true, Members: []EtcdMember{{Name: "etcd1", Address: "10.77.0.21"}}, Snapshot: "/var/lib/k4t/snapshots/restore.db",
+			DataDir: "/data/etcd", BumpRevision: 5000})
+	}},
+	{"restore-etcd-master4.sh", func() ([]byte, error) {
+		return EtcdRestoreScript(EtcdRestoreInput{ID: "20261201T080000Z", Token: "k4t-lab-restore-20261201T080000Z", Host: "master4", Master: true})
+	}},
+	{"k4t-etcd-snapshot.sh", func() ([]byte, error) {
+		s, _, _, err := EtcdSnapshotJob(EtcdSnapshotJobInput{Host: "master2", Address: "10.77.0.13", Keep: 24, Every: time.Hour, Offset: EtcdSnapshotOffset(1, 3, time.Hour)})
+		return s, err
+	}},
+	{"k4t-etcd-snapshot.service", func() ([]byte, error) {
+		_, s, _, err := EtcdSnapshotJob(EtcdSnapshotJobInput{Host: "master2", Address: "10.77.0.13", Keep: 24, Every: time.Hour, Offset: EtcdSnapshotOffset(1, 3, time.Hour)})
+		return s, err
+	}},
+	{"k4t-etcd-snapshot.timer", func() ([]byte, error) {
+		_, _, s, err := EtcdSnapshotJob(EtcdSnapshotJobInput{Host: "master2", Address: "10.77.0.13", Keep: 24, Every: time.Hour, Offset: EtcdSnapshotOffset(1, 3, time.Hour)})
+		return s, err
+	}},
 	{"reset-slb1.sh", func() ([]byte, error) { return NodeReset(NodeResetInput{Host: "slb1", SLB: true, VIP: "10.77.0.100"}) }},
 	{"check_haproxy.sh", func() ([]byte, error) { return KeepalivedCheck(KeepalivedCheckInput{}) }},
 	{"check_haproxy-probe.sh", func() ([]byte, error) {

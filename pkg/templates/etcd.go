@@ -11,13 +11,17 @@ import (
 // Where the etcd unit, its environment file and its certificates live on a
 // host. pkg/certs' files must land at these paths.
 const (
-	EtcdEnvPath     = "/etc/etcd/etcd.env"
-	EtcdPKIDir      = "/etc/etcd/pki"
-	EtcdCAFile      = EtcdPKIDir + "/ca.crt"     // CA for clients and peers
-	EtcdServerCert  = EtcdPKIDir + "/server.crt" // client-facing serving cert
-	EtcdServerKey   = EtcdPKIDir + "/server.key"
-	EtcdPeerCert    = EtcdPKIDir + "/peer.crt" // peer serving and client cert
-	EtcdPeerKey     = EtcdPKIDir + "/peer.key"
+	EtcdEnvPath    = "/etc/etcd/etcd.env"
+	EtcdPKIDir     = "/etc/etcd/pki"
+	EtcdCAFile     = EtcdPKIDir + "/ca.crt"     // CA for clients and peers
+	EtcdServerCert = EtcdPKIDir + "/server.crt" // client-facing serving cert
+	EtcdServerKey  = EtcdPKIDir + "/server.key"
+	EtcdPeerCert   = EtcdPKIDir + "/peer.crt" // peer serving and client cert
+	EtcdPeerKey    = EtcdPKIDir + "/peer.key"
+	// EtcdHealthCert and EtcdHealthKey: the client certificate k4t's
+	// health checks, etcdctl and the scheduled snapshots use.
+	EtcdHealthCert  = EtcdPKIDir + "/healthcheck-client.crt"
+	EtcdHealthKey   = EtcdPKIDir + "/healthcheck-client.key"
 	DefaultEtcdBin  = "/usr/local/bin/etcd"
 	DefaultEtcdData = "/var/lib/etcd"
 	// EtcdMetricsURL serves /metrics and /health over plain HTTP on loopback.

@@ -262,6 +262,7 @@ func NodeReset(in NodeResetInput) ([]byte, error) {
 	return render("node-reset.sh.tmpl", struct {
 		NodeResetInput
 		Parts, Crictl, PodRoutes, Kubelet, CNIConf, Units, CertsFallback, Sysctl string
+		EtcdSnapshot, EtcdSnapshotDir                                            string
 	}{in, strings.Join(parts, ", "), "crictl --runtime-endpoint unix://" + ContainerdSocket, PodRoutesPath, "/var/lib/kubelet",
-		BridgeCNIPath, SystemdUnitDir, CertsFallbackUnit, SysctlPath})
+		BridgeCNIPath, SystemdUnitDir, CertsFallbackUnit, SysctlPath, EtcdSnapshotUnit, EtcdSnapshotDir})
 }

@@ -350,3 +350,41 @@ func TestUndoKubeadmScript(t *testing.T) {
 		}
 	}
 }
+
+// Every rendered shell script parses with the shell that runs it.
+func TestShellScriptsParse(t *testing.T) {
+	for _, c := range goldenCases {
+		if !strings.HasSuffix(c.file, ".sh") {
+			continue
+		}
+		b := rendered(t, c.file)
+		shell := "sh"
+		if bytes.HasPrefix(b, []byte("#!/bin/bash\n")) {
+			shell = "bash"
+		}
+		cmd := exec.Command(shell, "-n")
+		cmd.Stdin = bytes.NewReader(b)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s: %s -n: %v\n%s", c.file, shell, err, out)
+		}
+	}
+}
+
+// The restore script never deletes a data dir: it moves it aside.
+func TestEtcdRestoreKeepsData(t *testing.T) {
+	b := string(rendered(t, "restore-etcd-master1.sh"))
+	for _, line := range strings.Split(b, "\n") {
+		if strings.Contains(line, "rm -rf") && !strings.Contains(line, ".restore-20261201T080000Z") {
+			t.Errorf("removes something other than its own scratch dir: %q", line)
+		}
+	}
+	if !strings.Contains(b, "mv /var/lib/etcd \"$aside\"") {
+		t.Error("the data dir is not moved aside")
+	}
+	if _, err := EtcdRestoreScript(EtcdRestoreInput{ID: "a b", Token: "t", Host: "m1", Master: true}); err == nil {
+		t.Error("an ID with a space renders")
+	}
+	if _, err := EtcdRestoreScript(EtcdRestoreInput{ID: "x", Token: "t", Host: "m1"}); err == nil {
+		t.Error("a host with nothing to restore renders")
+	}
+}

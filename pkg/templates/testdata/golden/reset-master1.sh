@@ -30,9 +30,11 @@ rm -rf /etc/kubernetes /var/lib/kubelet /var/lib/k4t /etc/containerd /run/contai
 	/etc/cni/net.d/10-k4t-bridge.conflist /var/lib/cni /etc/k4t /etc/systemd/system/kubelet.service /etc/systemd/system/kubelet.service.d \
 	/etc/systemd/system/containerd.service /etc/systemd/system/k4t-pod-routes.service \
 	/etc/systemd/system/k4t-certs-fallback.service /etc/systemd/system/k4t-certs-fallback.timer
-# etcd: the unit k4t runs, its configuration, certificates and data.
-systemctl disable --now etcd >/dev/null 2>&1
-rm -rf /var/lib/etcd /etc/etcd /etc/systemd/system/etcd.service
+# etcd: the unit k4t runs, its configuration, certificates and data (with
+# what restores moved aside), and the scheduled snapshots' timer and files.
+systemctl disable --now etcd k4t-etcd-snapshot.timer >/dev/null 2>&1
+rm -rf /var/lib/etcd /var/lib/etcd.before-restore-* /var/lib/etcd.restore-* /etc/etcd /etc/systemd/system/etcd.service /etc/systemd/system/k4t-etcd-snapshot.service \
+	/etc/systemd/system/k4t-etcd-snapshot.timer /var/lib/k4t/etcd-snapshots
 systemctl daemon-reload
 systemctl reset-failed >/dev/null 2>&1
 exit 0

@@ -1,0 +1,56 @@
+#!/bin/sh
+# Rendered by k4t for `k4t etcd restore` 20261201T080000Z on master1; run with
+# `sh -s -- STEP` over SSH. Every step may run again after a kill: /var/lib/k4t/etcd-restore-id
+# names the restore whose data this member runs, and data is moved aside,
+# never deleted.
+set -eu
+restored() { [ "$(cat /var/lib/k4t/etcd-restore-id 2>/dev/null)" = "20261201T080000Z" ]; }
+case "$1" in
+prepare)
+	# Before anything stops: the snapshot is restored beside the data dir
+	# (etcdutl checks the snapshot's own hash as it reads it).
+	restored && exit 0
+	etcdutl snapshot status /var/lib/k4t/snapshots/restore-20261201T080000Z.db >/dev/null
+	rm -rf /var/lib/etcd.restore-20261201T080000Z
+	etcdutl snapshot restore /var/lib/k4t/snapshots/restore-20261201T080000Z.db --data-dir /var/lib/etcd.restore-20261201T080000Z --name master1 \
+		--initial-cluster master1=https://10.77.0.12:2380,master2=https://10.77.0.13:2380,master3=https://10.77.0.14:2380 --initial-cluster-token k4t-lab-restore-20261201T080000Z \
+		--initial-advertise-peer-urls https://10.77.0.12:2380 \
+		--bump-revision 1000000000 --mark-compacted >/dev/null
+	;;
+swap)
+	# etcd stops; its data dir goes aside; the restored one takes its place.
+	restored && exit 0
+	[ -d /var/lib/etcd.restore-20261201T080000Z/member ] || { echo "/var/lib/etcd.restore-20261201T080000Z is missing: run k4t etcd restore again" >&2; exit 1; }
+	systemctl stop etcd
+	rm -f /var/lib/k4t/etcd-restore-id
+	if [ -e /var/lib/etcd ]; then
+		aside=/var/lib/etcd.before-restore-20261201T080000Z; n=1
+		while [ -e "$aside" ]; do aside=/var/lib/etcd.before-restore-20261201T080000Z.$n; n=$((n+1)); done
+		mv /var/lib/etcd "$aside"
+		echo "moved aside: $aside"
+	fi
+	mv /var/lib/etcd.restore-20261201T080000Z /var/lib/etcd
+	mkdir -p /var/lib/k4t
+	echo "20261201T080000Z" > /var/lib/k4t/etcd-restore-id
+	;;
+pause)
+	# The control plane stops: its static pods' manifests move aside.
+	mkdir -p /etc/kubernetes/k4t/restore-paused
+	for p in kube-apiserver kube-controller-manager kube-scheduler; do
+		if [ -f /etc/kubernetes/manifests/$p.yaml ]; then mv /etc/kubernetes/manifests/$p.yaml /etc/kubernetes/k4t/restore-paused/; fi
+	done
+	i=0
+	while [ -n "$(crictl --runtime-endpoint unix:///run/containerd/containerd.sock ps -q --name '^kube-(apiserver|controller-manager|scheduler)$')" ]; do
+		[ $i -ge 120 ] && { echo "the control plane still runs 120s after its manifests moved aside" >&2; exit 1; }
+		sleep 1; i=$((i+1))
+	done
+	;;
+resume)
+	for p in kube-apiserver kube-controller-manager kube-scheduler; do
+		if [ -f /etc/kubernetes/k4t/restore-paused/$p.yaml ]; then mv -f /etc/kubernetes/k4t/restore-paused/$p.yaml /etc/kubernetes/manifests/; fi
+	done
+	;;
+*)
+	echo "unknown step: $1" >&2; exit 2
+	;;
+esac
