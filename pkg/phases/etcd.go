@@ -26,8 +26,8 @@ type Etcd struct {
 
 const (
 	etcdUnitPath      = "/etc/systemd/system/etcd.service"
-	etcdHealthCert    = templates.EtcdPKIDir + "/healthcheck-client.crt"
-	etcdHealthKey     = templates.EtcdPKIDir + "/healthcheck-client.key"
+	etcdHealthCert    = templates.EtcdHealthCert
+	etcdHealthKey     = templates.EtcdHealthKey
 	etcdHealthTimeout = 90 * time.Second
 )
 

@@ -17,6 +17,10 @@ import (
 // changed. It plans no changes; every failed check of every host is reported
 // at once, each with its host and fix.
 type Preflight struct {
+	// Restore: this run is `k4t etcd restore`, which finishes a restore
+	// that stopped half-way; every other command refuses to run then.
+	Restore bool
+
 	mu       sync.Mutex
 	problems []error
 	clocks   map[string]clock
@@ -167,6 +171,16 @@ func (p *Preflight) Check(ctx context.Context, r *engine.Run) error {
 		skew := p.clocks[hi].offset - p.clocks[lo].offset - p.clocks[hi].uncertainty - p.clocks[lo].uncertainty
 		if skew > 2*time.Second {
 			p.fail(hi, "clock", "synchronise clocks (chrony or systemd-timesyncd); etcd and certificates need it", "clock is %s ahead of %s", skew.Round(time.Millisecond), lo)
+		}
+	}
+	if !p.Restore {
+		from, err := RestorePending(r)
+		if err != nil {
+			return err
+		}
+		if from != "" {
+			p.fail("", "etcd-restore", "finish it first: k4t etcd restore --from "+from+" -f hosts.yaml",
+				"an etcd restore from %s stopped half-way: etcd may be stopped or half restored, and the control plane paused", from)
 		}
 	}
 	if len(p.problems) == 0 {
