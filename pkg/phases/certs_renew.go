@@ -681,6 +681,7 @@ type etcdStatus struct {
 	Status   struct {
 		Header struct {
 			MemberID uint64 `json:"member_id"`
+			Revision int64  `json:"revision"`
 		} `json:"header"`
 		Leader uint64 `json:"leader"`
 	} `json:"Status"`

@@ -355,36 +355,46 @@ func (p *EtcdRestoreStart) Check(ctx context.Context, r *engine.Run) error {
 }
 
 // waitSameHashKV waits until every member reports the same hash of its
-// key space at the same revision.
+// key space up to a revision all of them have applied (the API may write
+// meanwhile, when a re-run finishes a restore).
 func waitSameHashKV(ctx context.Context, r *engine.Run, timeout time.Duration) error {
 	members := r.Cluster.EtcdMembers()
 	var last string
 	err := engine.Poll(ctx, timeout, 2*time.Second, func(ctx context.Context) (bool, error) {
-		out, err := Etcdctl(ctx, r, members[0], "endpoint hashkv -w json")
-		if err != nil {
-			last = err.Error()
+		var sts []etcdStatus
+		out, err := Etcdctl(ctx, r, members[0], "endpoint status -w json")
+		if err == nil {
+			err = json.Unmarshal([]byte(out), &sts)
+		}
+		if err != nil || len(sts) != len(members) {
+			last = fmt.Sprintf("endpoint status: %v %q", err, strings.TrimSpace(out))
 			return false, nil
 		}
+		rev := sts[0].Status.Header.Revision
+		for _, s := range sts {
+			rev = min(rev, s.Status.Header.Revision)
+		}
+		out, err = Etcdctl(ctx, r, members[0], fmt.Sprintf("endpoint hashkv --rev=%d -w json", rev))
 		var hs []struct {
 			Endpoint string `json:"Endpoint"`
 			HashKV   struct {
-				Header struct {
-					Revision int64 `json:"revision"`
-				} `json:"header"`
 				Hash uint32 `json:"hash"`
 			} `json:"HashKV"`
 		}
-		if err := json.Unmarshal([]byte(out), &hs); err != nil || len(hs) != len(members) {
-			last = fmt.Sprintf("unexpected hashkv answer %q", strings.TrimSpace(out))
+		if err == nil {
+			err = json.Unmarshal([]byte(out), &hs)
+		}
+		if err != nil || len(hs) != len(members) {
+			last = fmt.Sprintf("hashkv: %v %q", err, strings.TrimSpace(out))
 			return false, nil
 		}
 		var seen []string
 		same := true
 		for _, h := range hs {
-			seen = append(seen, fmt.Sprintf("%s: %d at revision %d", h.Endpoint, h.HashKV.Hash, h.HashKV.Header.Revision))
-			same = same && h.HashKV.Hash == hs[0].HashKV.Hash && h.HashKV.Header.Revision == hs[0].HashKV.Header.Revision
+			seen = append(seen, fmt.Sprintf("%s %d", h.Endpoint, h.HashKV.Hash))
+			same = same && h.HashKV.Hash == hs[0].HashKV.Hash
 		}
-		last = strings.Join(seen, "; ")
+		last = fmt.Sprintf("at revision %d: %s", rev, strings.Join(seen, ", "))
 		return same, nil
 	})
 	if errors.Is(err, engine.ErrTimeout) {
@@ -392,7 +402,7 @@ func waitSameHashKV(ctx context.Context, r *engine.Run, timeout time.Duration) e
 			"the members' hashkv differ after %s: %s", timeout, last)
 	}
 	if err == nil {
-		r.Events.Infof(restorePhase, "", "hashkv identical on %d member(s): %s", len(members), last)
+		r.Events.Infof(restorePhase, "", "hashkv identical on %d member(s) %s", len(members), last)
 	}
 	return err
 }
