@@ -62,8 +62,8 @@ func EtcdRestoreScript(in EtcdRestoreInput) ([]byte, error) {
 	v := struct {
 		EtcdRestoreInput
 		Name, PeerURL, InitialCluster, Next, Aside, Marker, MarkerDir string
-		Paused, Manifests, Pods, Crictl                               string
-	}{EtcdRestoreInput: in, Marker: EtcdRestoreMarker, MarkerDir: path.Dir(EtcdRestoreMarker),
+		Lock, Paused, Manifests, Pods, Crictl                         string
+	}{EtcdRestoreInput: in, Marker: EtcdRestoreMarker, MarkerDir: path.Dir(EtcdRestoreMarker), Lock: EtcdRestoreMarker + ".lock",
 		Paused: EtcdRestorePaused, Manifests: "/etc/kubernetes/manifests",
 		Pods: "kube-apiserver kube-controller-manager kube-scheduler", Crictl: "crictl --runtime-endpoint unix://" + ContainerdSocket}
 	if in.Member {

@@ -4,6 +4,11 @@
 # names the restore whose data this member runs, and data is moved aside,
 # never deleted.
 set -eu
+# One step at a time: a step of a killed run may still be running here (its
+# SSH session gone), and the re-run's step waits for it.
+mkdir -p /var/lib/k4t
+exec 9>/var/lib/k4t/etcd-restore-id.lock
+flock 9
 restored() { [ "$(cat /var/lib/k4t/etcd-restore-id 2>/dev/null)" = "20261201T080000Z" ]; }
 case "$1" in
 prepare)
@@ -30,7 +35,6 @@ swap)
 		echo "moved aside: $aside"
 	fi
 	mv /data/etcd.restore-20261201T080000Z /data/etcd
-	mkdir -p /var/lib/k4t
 	echo "20261201T080000Z" > /var/lib/k4t/etcd-restore-id
 	;;
 *)
