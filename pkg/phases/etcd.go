@@ -103,6 +103,7 @@ func (e *Etcd) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, 
 	// client certificate above (a replaced host may have neither yet).
 	cs.Add(repair...)
 	in := etcdInput(r, hc.Name(), e.cluster.clusterState(hc.Name()))
+	in.InitialCluster = e.cluster.initialCluster(hc.Name())
 	env, err := templates.EtcdEnv(in)
 	if err != nil {
 		return nil, err

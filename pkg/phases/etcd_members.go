@@ -38,6 +38,7 @@ type etcdMemberState struct {
 	HasData bool   // the data dir holds member/wal
 	DirUsed bool   // the data dir exists and is not empty
 	State   string // ETCD_INITIAL_CLUSTER_STATE in the host's env file
+	Initial string // ETCD_INITIAL_CLUSTER in the host's env file
 }
 
 // etcdListed is one entry of `etcdctl member list`.
@@ -126,7 +127,7 @@ func probeMember(ctx context.Context, r *engine.Run, h *v1alpha1.Host) (etcdMemb
 		return etcdMemberState{}, err
 	}
 	dir := transport.ShellQuote(r.Cluster.Spec.Etcd.DataDir)
-	cmd := fmt.Sprintf(`echo active=$(systemctl is-active etcd); [ -d %[1]s/member/wal ] && echo data=yes; [ -n "$(ls -A %[1]s 2>/dev/null)" ] && echo used=yes; sed -n 's/^ETCD_INITIAL_CLUSTER_STATE=/state=/p' %[2]s 2>/dev/null; true`,
+	cmd := fmt.Sprintf(`echo active=$(systemctl is-active etcd); [ -d %[1]s/member/wal ] && echo data=yes; [ -n "$(ls -A %[1]s 2>/dev/null)" ] && echo used=yes; sed -n -e 's/^ETCD_INITIAL_CLUSTER_STATE=/state=/p' -e 's/^ETCD_INITIAL_CLUSTER=/initial=/p' %[2]s 2>/dev/null; true`,
 		dir, templates.EtcdEnvPath)
 	res, err := conn.Run(ctx, transport.Cmd{Command: cmd, Timeout: 30 * time.Second, ReadOnly: true})
 	if err != nil {
@@ -144,6 +145,8 @@ func probeMember(ctx context.Context, r *engine.Run, h *v1alpha1.Host) (etcdMemb
 			st.DirUsed = true
 		case "state":
 			st.State = v
+		case "initial":
+			st.Initial = v
 		}
 	}
 	return st, nil
@@ -207,6 +210,17 @@ func (c *etcdCluster) clusterState(name string) string {
 		return "existing"
 	}
 	return "new"
+}
+
+// initialCluster is the ETCD_INITIAL_CLUSTER this member's env file gets
+// ("" for the inventory's members). Like the state, etcd reads it only while
+// the data dir is empty: once a member has data the host's value is kept,
+// so adding or removing another member does not restart this one.
+func (c *etcdCluster) initialCluster(name string) string {
+	if m := c.members[name]; m.HasData && m.State != "" {
+		return m.Initial
+	}
+	return ""
 }
 
 // repairChanges brings back a member whose data is gone, following etcd's

@@ -126,3 +126,20 @@ func TestProbeEtcd(t *testing.T) {
 		t.Errorf("lost %v, master2 %+v", lost, c.members["master2"])
 	}
 }
+
+// A member with data keeps the ETCD_INITIAL_CLUSTER its host has (etcd no
+// longer reads it), so a member joining does not restart the others; a
+// member without data gets the inventory's.
+func TestEtcdInitialClusterKept(t *testing.T) {
+	old := "master1=https://10.77.0.13:2380,master2=https://10.77.0.14:2380"
+	c := &etcdCluster{healthy: true, members: map[string]etcdMemberState{
+		"master1": {Active: true, HasData: true, State: "new", Initial: old},
+		"master3": {State: "existing"},
+	}}
+	if got := c.initialCluster("master1"); got != old {
+		t.Errorf("master1 with data: %q, want its host's %q", got, old)
+	}
+	if got := c.initialCluster("master3"); got != "" {
+		t.Errorf("master3 without data: %q, want the inventory's", got)
+	}
+}

@@ -159,6 +159,11 @@ var goldenCases = []struct {
 	{"etcd.service", func() ([]byte, error) {
 		return EtcdUnit(EtcdInput{Name: "master1", Members: haEtcd, ClusterState: "new", ClusterToken: "k4t-lab"})
 	}},
+	{"etcd-master1-kept.env", func() ([]byte, error) {
+		// master1 has data: it keeps the list its host has, though master4 joined.
+		return EtcdEnv(EtcdInput{Name: "master1", Members: append(haEtcd, EtcdMember{Name: "master4", Address: "10.77.0.16"}), ClusterState: "new", ClusterToken: "k4t-lab",
+			InitialCluster: "master1=https://10.77.0.12:2380,master2=https://10.77.0.13:2380,master3=https://10.77.0.14:2380"})
+	}},
 	{"etcd-master1.env", func() ([]byte, error) {
 		return EtcdEnv(EtcdInput{Name: "master1", Members: haEtcd, ClusterState: "new", ClusterToken: "k4t-lab"})
 	}},

@@ -37,6 +37,10 @@ type EtcdInput struct {
 	// ClusterState is "new" when every member starts together, "existing"
 	// when this member joins a running cluster (after `etcdctl member add`).
 	ClusterState string
+	// InitialCluster, when set, is written as ETCD_INITIAL_CLUSTER instead
+	// of the one Members make: etcd reads it only while the data dir is
+	// empty, so a member with data keeps what its host has.
+	InitialCluster string
 	// ClusterToken tells clusters apart; the same on every member.
 	ClusterToken string
 	// DataDir; default /var/lib/etcd.
@@ -98,6 +102,9 @@ func (in EtcdInput) view() (etcdView, error) {
 	if in.Name != "" && len(in.Members) > 0 && self == nil {
 		p.add("Name: %q is not one of Members", in.Name)
 	}
+	if strings.ContainsAny(in.InitialCluster, " \t\r\n\"'$`\\") {
+		p.add("InitialCluster: %q is not one NAME=URL,... value", in.InitialCluster)
+	}
 	if in.ClusterState != "new" && in.ClusterState != "existing" {
 		p.add("ClusterState: %q is neither \"new\" nor \"existing\"", in.ClusterState)
 	}
@@ -135,7 +142,7 @@ func (in EtcdInput) view() (etcdView, error) {
 		PeerURL:          etcdURL(self.Address, peerPort),
 		ClientURLs:       etcdURL(self.Address, clientPort),
 		ListenClientURLs: listenClientURLs(self.Address, clientPort),
-		InitialCluster:   strings.Join(cluster, ","),
+		InitialCluster:   orDefault(in.InitialCluster, strings.Join(cluster, ",")),
 		MetricsURL:       EtcdMetricsURL,
 		HeartbeatMS:      hb,
 		ElectionMS:       el,
