@@ -222,8 +222,17 @@ func TestHACluster(t *testing.T) {
 	t.Run("an etcd member whose data dir was emptied by hand is replaced by apply, quorum kept throughout", func(t *testing.T) {
 		e.repairEmptiedMember(t, "master2")
 	})
-	t.Run("k4t etcd backup: a verified snapshot of a follower in the state dir", func(t *testing.T) {
-		e.etcdBackup(t)
+	t.Run("k4t etcd backup, then restore --from latest: ConfigMap A back, B gone, every node Ready, hashkv identical", func(t *testing.T) {
+		e.etcdRestore(t)
+	})
+	t.Run("scheduled etcd snapshots on every member: run now, kept, --status, --collect", func(t *testing.T) {
+		e.etcdScheduledSnapshots(t)
+	})
+	t.Run("etcd restore refuses a snapshot with a flipped byte before anything stops", func(t *testing.T) {
+		e.etcdRestoreRefusesDamaged(t)
+	})
+	t.Run("etcd restore killed -9 after the members stopped: other commands refuse; the re-run finishes it", func(t *testing.T) {
+		e.etcdRestoreKilled(t)
 	})
 	t.Run("delete refused while it would break etcd's quorum: master2's etcd stopped, master3 asked", func(t *testing.T) {
 		e.refuseDeleteWithoutQuorum(t)
@@ -486,6 +495,9 @@ func TestLightweightCluster(t *testing.T) {
 	mustContain(t, "kubeconfig server", e.mustKubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"), "https://10.77.0.11:6443")
 	t.Run("upgrade "+fromVersion+" → "+toVersion, func(t *testing.T) {
 		e.upgradeLightweight(t, "https://10.77.0.11:6443")
+	})
+	t.Run("etcd backup and restore: ConfigMap A back, B gone, every node Ready", func(t *testing.T) {
+		e.etcdRestoreLightweight(t)
 	})
 	t.Run("the scheduled renew (threshold 400d: every leaf) renews every certificate; the API blip is measured", func(t *testing.T) {
 		e.certsRenewLightweight(t)

@@ -16,9 +16,14 @@ import (
 
 const vip = "10.77.0.100"
 
-var slbEtcdHosts = []string{"slb1", "slb2", "master1", "master2", "master3"}
+// The external-etcd topology: etcd1..3 take the addresses master1..3 have
+// in the HA lab (10.77.0.13-15), so the etcd helpers serve both.
+var slbEtcdHosts = []string{"slb1", "slb2", "etcd1", "etcd2", "etcd3", "master1", "master2", "worker1"}
 
-// TestSLBAndEtcd: 2 slb + 3 masters, k4t limited to the phases up to etcd.
+// TestSLBAndEtcd: 2 slb, 3 etcd hosts, 2 masters, a worker: first k4t
+// limited to the phases up to etcd (bad input, a kill in the etcd phase,
+// the slb transaction, failover); then the whole external-etcd cluster,
+// which must serve with an etcd host down, backed up and restored.
 func TestSLBAndEtcd(t *testing.T) {
 	e := newLab(t, slbEtcdHosts...)
 	phases := "--only=preflight,pki,os,slb,etcd"
@@ -37,7 +42,7 @@ func TestSLBAndEtcd(t *testing.T) {
 	t.Logf("re-run after kill -9 converged in %s with %d change(s); phases: %v", r.duration.Round(time.Millisecond), r.changes(), r.phaseDurations())
 
 	t.Run("etcd members healthy over TLS and match the inventory", func(t *testing.T) {
-		e.assertEtcd(t, "master1", "master2", "master3")
+		e.assertEtcd(t, "etcd1", "etcd2", "etcd3")
 	})
 	t.Run("VIP on exactly one slb and HAProxy listens on VIP:6443 there", func(t *testing.T) {
 		holder := e.vipHolder(t, 10*time.Second)
@@ -66,6 +71,84 @@ func TestSLBAndEtcd(t *testing.T) {
 	t.Run("kill -9 of the VIP holder moves the VIP within 5s; restart brings 2 healthy slb back", func(t *testing.T) {
 		e.failover(t)
 	})
+	t.Run("external etcd: the rest of the cluster (2 masters, a worker) on the 3 etcd hosts; every node Ready", func(t *testing.T) {
+		e.externalEtcdCluster(t)
+	})
+	t.Run("external etcd: with etcd3's host killed, the API answers and writes through the VIP", func(t *testing.T) {
+		e.externalEtcdMemberDown(t)
+	})
+	t.Run("external etcd: backup and restore, ConfigMap A back, B gone", func(t *testing.T) {
+		e.etcdRestoreLightweight(t)
+		e.assertEtcd(t, "etcd1", "etcd2", "etcd3")
+	})
+}
+
+// etcdHosts are the lab's etcd members: etcd1..3 when it has etcd hosts,
+// else the masters.
+func (e *env) etcdHosts() []string {
+	if b, _ := os.ReadFile(e.inv); strings.Contains(string(b), "name: etcd1") {
+		return []string{"etcd1", "etcd2", "etcd3"}
+	}
+	return []string{"master1", "master2", "master3"}
+}
+
+// externalEtcdCluster applies every phase: the masters' kube-apiservers
+// use the etcd hosts.
+func (e *env) externalEtcdCluster(t *testing.T) {
+	r := e.k4t("apply", "-f", e.inv)
+	if r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 30))
+	}
+	fmt.Printf("FIGURE create-external-etcd-kubernetes-part: %s (etcd and slb already up)\n", r.duration.Round(time.Millisecond))
+	nodes := e.mustKubectl("get", "nodes", "--no-headers")
+	if n := strings.Count(nodes, " Ready "); n != 3 {
+		t.Errorf("%d nodes Ready, want 3:\n%s", n, nodes)
+	}
+	manifest := e.exec("master2", "grep -- --etcd-servers /etc/kubernetes/manifests/kube-apiserver.yaml")
+	mustContain(t, "master2's --etcd-servers", manifest, "10.77.0.13:2379", "10.77.0.14:2379", "10.77.0.15:2379")
+	if out, _ := e.tryExec("master1", "systemctl is-active etcd"); out == "active" {
+		t.Error("etcd runs on master1 in the external topology")
+	}
+}
+
+// externalEtcdMemberDown kills etcd3's host: 2 of 3 members keep quorum,
+// and the API reads and writes through the VIP.
+func (e *env) externalEtcdMemberDown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := e.lab.Kill(ctx, "etcd3"); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := e.lab.Start(ctx, "etcd3"); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			out, err := e.etcdctl("etcd1", "endpoint health -w simple")
+			if err == nil && strings.Count(out, "is healthy") == 3 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("etcd3 not healthy 90s after its start: %v %s", err, out)
+			}
+			time.Sleep(time.Second)
+		}
+	}()
+	start := time.Now()
+	var out string
+	var err error
+	for time.Since(start) < 30*time.Second {
+		if out, err = e.kubectl("--server", "https://"+vip+":6443", "create", "configmap", "etcd3-down", "--from-literal=k=v"); err == nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("a write through the VIP with etcd3 down: %v %s", err, out)
+	}
+	fmt.Printf("FIGURE external-etcd-member-down: a write through the VIP %s after kill -9 of etcd3's host\n", time.Since(start).Round(time.Millisecond))
+	e.mustKubectl("delete", "configmap", "etcd3-down")
 }
 
 func (e *env) badInput(t *testing.T, phases string) {
@@ -101,9 +184,9 @@ func (e *env) badInput(t *testing.T, phases string) {
 		want      []string
 	}{
 		{"unreachable host", unreachable, nil, []string{"worker9 / preflight: cannot connect to 10.77.0.99:22"}},
-		{"wrong password", wrongPW, nil, []string{"master1 / preflight", `authentication as "root" failed`, "ssh.password"}},
+		{"wrong password", wrongPW, nil, []string{"etcd1 / preflight", `authentication as "root" failed`, "ssh.password"}},
 		{"changed host key", e.inv, func() {
-			// Record a wrong key for master2, as if it had been reinstalled
+			// Record a wrong key for etcd2, as if it had been reinstalled
 			// or an attacker answered in its place.
 			dir := filepath.Join(e.stateDir, "clusters", "lab")
 			os.MkdirAll(dir, 0o700)
@@ -113,7 +196,7 @@ func (e *env) badInput(t *testing.T, phases string) {
 			}
 			f := strings.Fields(string(pub))
 			os.WriteFile(filepath.Join(dir, "known_hosts"), []byte("10.77.0.14 "+f[0]+" "+f[1]+"\n"), 0o600)
-		}, []string{"master2 / preflight", "HOST KEY CHANGED"}},
+		}, []string{"etcd2 / preflight", "HOST KEY CHANGED"}},
 	}
 	// The unknown host key case runs first, while k4t has recorded no key.
 	cases = append([]struct {
@@ -218,7 +301,7 @@ func (e *env) etcdctl(host, args string) (string, error) {
 
 func (e *env) assertEtcd(t *testing.T, members ...string) {
 	t.Helper()
-	out, err := e.etcdctl("master1", "member list -w simple")
+	out, err := e.etcdctl(members[0], "member list -w simple")
 	if err != nil {
 		t.Fatalf("member list: %v %s", err, out)
 	}
@@ -232,7 +315,7 @@ func (e *env) assertEtcd(t *testing.T, members ...string) {
 	if strings.Join(names, ",") != strings.Join(members, ",") {
 		t.Errorf("etcd members %v, want %v", names, members)
 	}
-	out, err = e.etcdctl("master2", "endpoint health -w simple")
+	out, err = e.etcdctl(members[1], "endpoint health -w simple")
 	if err != nil || strings.Count(out, "is healthy") != len(members) {
 		t.Errorf("endpoint health: %v\n%s", err, out)
 	}
@@ -267,8 +350,10 @@ func (e *env) vipHolder(t *testing.T, within time.Duration) string {
 // activeSince maps host/unit to the unit's ActiveEnterTimestampMonotonic.
 func (e *env) activeSince(t *testing.T) map[string]string {
 	m := map[string]string{}
-	units := map[string][]string{"slb1": {"haproxy", "keepalived"}, "slb2": {"haproxy", "keepalived"},
-		"master1": {"etcd"}, "master2": {"etcd"}, "master3": {"etcd"}}
+	units := map[string][]string{"slb1": {"haproxy", "keepalived"}, "slb2": {"haproxy", "keepalived"}}
+	for _, h := range e.etcdHosts() {
+		units[h] = []string{"etcd"}
+	}
 	for h, us := range units {
 		for _, u := range us {
 			m[h+"/"+u] = e.exec(h, "systemctl show -p ActiveEnterTimestampMonotonic,MainPID --value "+u)
@@ -401,24 +486,24 @@ func (e *env) failover(t *testing.T) {
 	t.Logf("%s restarted: 2 healthy slb, VIP on %v", holder, e.vipHolders())
 }
 
-// dropConnectionMidRun kills master2's sshd session processes while k4t is
-// in the slb phase (master2 idle): the etcd phase must still reach master2.
+// dropConnectionMidRun kills etcd2's sshd session processes while k4t is
+// in the slb phase (etcd2 idle): the etcd phase must still reach etcd2.
 func (e *env) dropConnectionMidRun(t *testing.T, phases string) {
 	killed := ""
 	r := e.k4tWatched(func(ev map[string]any, _ func()) {
 		if ev["type"] == "phase_start" && ev["phase"] == "slb" && killed == "" {
 			// Every root session but the one this command runs in.
-			killed, _ = e.tryExec("master2", `for p in $(pgrep -f 'sshd: root@notty'); do [ "$p" != "$PPID" ] && kill -9 "$p" && echo "$p"; done; true`)
+			killed, _ = e.tryExec("etcd2", `for p in $(pgrep -f 'sshd: root@notty'); do [ "$p" != "$PPID" ] && kill -9 "$p" && echo "$p"; done; true`)
 			if killed == "" {
 				killed = "(none)"
 			}
 		}
 	}, "apply", "-f", e.inv, phases)
 	if killed == "" || killed == "(none)" {
-		t.Fatalf("no sshd session of k4t's was killed on master2 (%q)", killed)
+		t.Fatalf("no sshd session of k4t's was killed on etcd2 (%q)", killed)
 	}
 	if r.code != 0 {
-		t.Fatalf("apply after master2's connection was killed: exit %d\n%s", r.code, r.stderr)
+		t.Fatalf("apply after etcd2's connection was killed: exit %d\n%s", r.code, r.stderr)
 	}
-	t.Logf("killed sshd session(s) %s on master2; the run redialled and finished", strings.Join(strings.Fields(killed), ","))
+	t.Logf("killed sshd session(s) %s on etcd2; the run redialled and finished", strings.Join(strings.Fields(killed), ","))
 }
