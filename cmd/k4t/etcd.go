@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -183,7 +184,12 @@ Asks for confirmation unless --yes.`,
 					}
 				}
 				if _, err := (&engine.Engine{Run: r, Phases: action.EtcdRestore(x)}).Execute(cmdContext(cmd)); err != nil {
-					return fmt.Errorf("%w\n(a restore that stopped is finished by running it again: k4t etcd restore --from %s)\n(full log: %s)", err, x.Snapshot, s.logFile.Name())
+					where := ""
+					if pending, _ := phases.RestorePending(r); pending != "" {
+						where = "\nthe members now:\n  " + strings.Join(x.MemberStates(cmdContext(cmd), r), "\n  ") +
+							"\nthe control planes' manifests wait in " + templates.EtcdRestorePaused + " until the restore finishes"
+					}
+					return fmt.Errorf("%w%s\n(a restore that stopped is finished by running it again: k4t etcd restore --from %s)\n(full log: %s)", err, where, x.Snapshot, s.logFile.Name())
 				}
 				return nil
 			})

@@ -475,3 +475,44 @@ func unionHosts(a, b []*v1alpha1.Host) []*v1alpha1.Host {
 	}
 	return out
 }
+
+// MemberStates says, after a failed restore, where every member stands:
+// whether it runs the restored data, whether etcd is active, and the data
+// dirs moved aside, from which to go back by hand.
+func (x *EtcdRestoration) MemberStates(ctx context.Context, r *engine.Run) []string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	members := r.Cluster.EtcdMembers()
+	out := make([]string, len(members))
+	dir := r.Cluster.Spec.Etcd.DataDir
+	_ = engine.ForEachHost(ctx, r, members, func(ctx context.Context, m *v1alpha1.Host) error {
+		i := slices.Index(members, m)
+		conn, err := r.Connect(ctx, m)
+		if err != nil {
+			out[i] = m.Name + ": did not answer: " + err.Error()
+			return nil
+		}
+		cmd := fmt.Sprintf("cat %s 2>/dev/null || echo none; systemctl is-active etcd; ls -d %s.before-restore-* 2>/dev/null; true",
+			templates.EtcdRestoreMarker, transport.ShellQuote(dir))
+		res, err := conn.Run(ctx, transport.Cmd{Command: cmd, ReadOnly: true, Timeout: 20 * time.Second})
+		if err != nil {
+			out[i] = m.Name + ": " + err.Error()
+			return nil
+		}
+		f := strings.Fields(string(res.Stdout))
+		for len(f) < 2 {
+			f = append(f, "?")
+		}
+		data := "its earlier data (not swapped yet)"
+		if f[0] == x.ID {
+			data = "the restored data"
+		}
+		aside := "none"
+		if len(f) > 2 {
+			aside = strings.Join(f[2:], ", ")
+		}
+		out[i] = fmt.Sprintf("%s: %s, etcd %s; moved aside: %s", m.Name, data, f[1], aside)
+		return nil
+	})
+	return out
+}

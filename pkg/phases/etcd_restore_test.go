@@ -166,3 +166,23 @@ func TestEtcdRestoreResumes(t *testing.T) {
 		}
 	}
 }
+
+// After a failure, each member's state is named: restored or not, etcd's
+// state, and the data dirs moved aside.
+func TestEtcdRestoreMemberStates(t *testing.T) {
+	r, fakes, _, _ := restoreRun(t, false)
+	x := &EtcdRestoration{ID: "20261201T080000Z"}
+	fakes["master1"].Respond("cat /var/lib/k4t/etcd-restore-id", "20261201T080000Z\nactive\n/var/lib/etcd.before-restore-20261201T080000Z\n")
+	fakes["master2"].Respond("cat /var/lib/k4t/etcd-restore-id", "none\ninactive\n")
+	fakes["master3"].Fail("cat /var/lib/k4t/etcd-restore-id", 255, "connection lost")
+	got := strings.Join(x.MemberStates(context.Background(), r), "\n")
+	for _, want := range []string{
+		"master1: the restored data, etcd active; moved aside: /var/lib/etcd.before-restore-20261201T080000Z",
+		"master2: its earlier data (not swapped yet), etcd inactive; moved aside: none",
+		"master3: ",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in:\n%s", want, got)
+		}
+	}
+}
