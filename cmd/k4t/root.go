@@ -63,6 +63,10 @@ func newRootCmd() *cobra.Command {
 			}
 			switch g.Output() {
 			case "text", "json":
+			case "prometheus":
+				if cmd.Name() != "status" {
+					return usagef("--output prometheus is for k4t status; other commands write text or json")
+				}
 			default:
 				return usagef("--output must be text or json, not %q", g.Output())
 			}
@@ -72,7 +76,7 @@ func newRootCmd() *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.BoolP("verbose", "v", false, "log debug detail (commands run, timings)")
 	pf.String("log-file", "", "full log file (default: the cluster's state dir, logs/)")
-	pf.StringP("output", "o", "text", "output format: text for people, json for one event per line")
+	pf.StringP("output", "o", "text", "output format: text for people, json for one event per line (k4t status: also prometheus)")
 	pf.Int("concurrency", 20, "hosts worked on in parallel")
 	pf.String("state-dir", defaultStateRoot(), "root of k4t's state (one directory per cluster)")
 	pf.String("config", "", "k4t settings file (yaml); settings also come from K4T_* env vars")

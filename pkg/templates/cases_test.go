@@ -151,6 +151,12 @@ var goldenCases = []struct {
 		_, _, s, err := EtcdSnapshotJob(EtcdSnapshotJobInput{Host: "master2", Address: "10.77.0.13", Keep: 24, Every: time.Hour, Offset: EtcdSnapshotOffset(1, 3, time.Hour)})
 		return s, err
 	}},
+	{"status-master1.sh", func() ([]byte, error) {
+		return StatusScript(StatusInput{Host: "master1", Units: []string{"etcd", "containerd", "kubelet"}, Etcd: true, EtcdAddress: "10.77.0.12", Master: true})
+	}},
+	{"status-slb1.sh", func() ([]byte, error) {
+		return StatusScript(StatusInput{Host: "slb1", Units: []string{"haproxy", "keepalived"}, SLB: true, VIP: "10.77.0.100"})
+	}},
 	{"reset-slb1.sh", func() ([]byte, error) { return NodeReset(NodeResetInput{Host: "slb1", SLB: true, VIP: "10.77.0.100"}) }},
 	{"check_haproxy.sh", func() ([]byte, error) { return KeepalivedCheck(KeepalivedCheckInput{}) }},
 	{"check_haproxy-probe.sh", func() ([]byte, error) {

@@ -26,6 +26,7 @@ import (
 	"k4t.io/k4t/pkg/events"
 	"k4t.io/k4t/pkg/phases"
 	"k4t.io/k4t/pkg/state"
+	"k4t.io/k4t/pkg/status"
 	"k4t.io/k4t/pkg/transport"
 	"k4t.io/k4t/pkg/transport/sshtest"
 )
@@ -48,6 +49,10 @@ func fakeHost(h *sftp.Handlers, name string) sshtest.ExecFunc {
 			}
 		}
 		switch {
+		case cmd == "sh -s": // k4t status
+			io.Copy(io.Discard, stdin)
+			now := time.Now()
+			fmt.Fprintf(stdout, statusOut, now.Unix(), now.Nanosecond())
 		case strings.HasPrefix(cmd, "sh -s -- "):
 			io.Copy(io.Discard, stdin)
 			now := time.Now()
@@ -134,17 +139,7 @@ func hostsN() int {
 // connection pool.
 func BenchmarkEngine1000Hosts(b *testing.B) {
 	n := hostsN()
-	c := &v1alpha1.Cluster{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: v1alpha1.ObjectMeta{Name: "bench"}}
-	var servers []*sshtest.Server
-	for i := 0; i < n; i++ {
-		h := sftp.InMemHandler()
-		name := fmt.Sprintf("w%04d", i)
-		srv := sshtest.Start(b, sshtest.Options{SFTPHandlers: &h, Exec: fakeHost(&h, name), NoForwarding: true})
-		servers = append(servers, srv)
-		c.Spec.Hosts = append(c.Spec.Hosts, v1alpha1.Host{Name: name, Address: "127.0.0.1", InternalAddress: "127.0.0.1",
-			Port: srv.Port(), User: "root", Roles: []v1alpha1.Role{v1alpha1.RoleWorker},
-			SSH: v1alpha1.SSH{KeyFile: writeKey(b)}})
-	}
+	c, servers := benchCluster(b, n)
 	st, err := state.Open(b.TempDir(), "bench")
 	if err != nil {
 		b.Fatal(err)
@@ -233,3 +228,69 @@ yAAAAAtzc2gtZWQyNTUxOQAAACAt6jIk24qNvSKgvxZn13E8K3wOOKC+PdLzoIpQ6wX6oQ
 AAAEDuoCKoHC4ITu8WdyxbOPVk+Mcu/PSb4KVGaNmBdd8uBC3qMiTbio29IqC/FmfXcTwr
 fA44oL490vOgilDrBfqhAAAABWJlbmNo
 -----END OPENSSH PRIVATE KEY-----`
+
+// benchCluster starts n in-process SSH hosts, workers named wNNNN.
+func benchCluster(b *testing.B, n int) (*v1alpha1.Cluster, []*sshtest.Server) {
+	c := &v1alpha1.Cluster{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: v1alpha1.ObjectMeta{Name: "bench"}}
+	var servers []*sshtest.Server
+	for i := 0; i < n; i++ {
+		h := sftp.InMemHandler()
+		name := fmt.Sprintf("w%04d", i)
+		srv := sshtest.Start(b, sshtest.Options{SFTPHandlers: &h, Exec: fakeHost(&h, name), NoForwarding: true})
+		servers = append(servers, srv)
+		c.Spec.Hosts = append(c.Spec.Hosts, v1alpha1.Host{Name: name, Address: "127.0.0.1", InternalAddress: "127.0.0.1",
+			Port: srv.Port(), User: "root", Roles: []v1alpha1.Role{v1alpha1.RoleWorker},
+			SSH: v1alpha1.SSH{KeyFile: writeKey(b)}})
+	}
+	return c, servers
+}
+
+// statusOut is a worker's answer to the status script.
+const statusOut = `time %d.%09d
+uptime 86400.5
+load 0.52 2
+cpu_busy 12.5
+mem_kb 4000000 3000000
+disk / 42 10000000
+unit containerd active
+unit kubelet active
+cert Nov 30 12:00:00 2027 GMT | /var/lib/kubelet/pki/kubelet-client-current.pem
+`
+
+// BenchmarkStatus1000Hosts: `k4t status` over N in-process SSH hosts (one
+// connection and one command each; no API, as the bench has no master).
+func BenchmarkStatus1000Hosts(b *testing.B) {
+	n := hostsN()
+	c, _ := benchCluster(b, n)
+	st, err := state.Open(b.TempDir(), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		keys, err := transport.NewKnownHostsFiles(st.KnownHosts(), true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := transport.NewDialer()
+		cn := engine.NewConnector(c, keys, d)
+		r := &engine.Run{Cluster: c, State: st, Connect: cn.Connect, Events: events.NewEmitter("bench"), DryRun: true, Options: engine.Options{Concurrency: 100}}
+		stop := peak()
+		start := time.Now()
+		rep := phases.ClusterStatus(context.Background(), r, status.DefaultThresholds)
+		el := time.Since(start)
+		pk := stop()
+		cn.Close()
+		d.Close()
+		reached := 0
+		for _, h := range rep.Hosts {
+			if h.Reachable && h.MemTotal > 0 {
+				reached++
+			}
+		}
+		if reached != n {
+			b.Errorf("%d of %d hosts answered: %s", reached, n, rep.Verdict)
+		}
+		fmt.Printf("FIGURE status hosts=%d concurrency=100 took=%s conns=%d peak_heap=%dMiB\n", n, el.Round(time.Millisecond), d.Conns(), pk>>20)
+		b.ReportMetric(el.Seconds(), "status-s")
+	}
+}

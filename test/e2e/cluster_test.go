@@ -97,6 +97,9 @@ func TestHACluster(t *testing.T) {
 		}
 		mustContain(t, "kubeconfig server", e.mustKubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"), "https://"+vip+":6443")
 	})
+	t.Run("k4t status: healthy in text, json and prometheus, every host reached", func(t *testing.T) {
+		e.clusterStatus(t)
+	})
 	t.Run("upgrade "+fromVersion+" → "+toVersion+" under load (dry run; kill -9 mid master roll; a PDB that blocks a drain; 0 failed API calls)", func(t *testing.T) {
 		e.upgradeUnderLoad(t)
 	})

@@ -45,6 +45,7 @@ func (e *env) refuseDeleteWithoutQuorum(t *testing.T) {
 			time.Sleep(time.Second)
 		}
 	}()
+	e.statusDegraded(t, "master2")
 	r := e.k4t("delete", "node", "master3", "--yes", "-f", e.inv)
 	if r.code == 0 {
 		t.Fatalf("delete master3 with master2 stopped succeeded:\n%s", tail(r.stdout, 20))

@@ -1,0 +1,117 @@
+package status
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+var now = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+const masterOut = `time 1796119200.150000000
+uptime 86400.5
+load 0.52 2
+cpu_busy 12.5
+mem_kb 4000000 3000000
+disk / 42 10000000
+disk /var/lib/etcd 42 10000000
+unit etcd active
+unit containerd active
+unit kubelet active
+etcd_status [{"Endpoint":"https://10.77.0.13:2379","Status":{"header":{"member_id":7,"revision":90},"leader":7,"dbSize":1724448}}]
+etcd_health [{"endpoint":"https://10.77.0.13:2379","health":true,"took":"2ms"}]
+etcd_alarms 
+snapshot scheduled-master1-20261201T090000Z.db
+readyz ok
+cert Nov 30 12:00:00 2027 GMT | /etc/kubernetes/pki/apiserver.crt
+cert Dec 20 12:00:00 2026 GMT | /etc/etcd/pki/server.crt
+`
+
+func parsed(out string) *Host {
+	h := &Host{Name: "master1", Roles: []string{"master"}, Reachable: true}
+	h.Parse(out, now, 100*time.Millisecond, now)
+	return h
+}
+
+func TestParse(t *testing.T) {
+	h := parsed(masterOut)
+	if h.ClockOffset != 100*time.Millisecond {
+		t.Errorf("clock offset %s", h.ClockOffset)
+	}
+	if h.Uptime != 86401*time.Second || h.Load1 != 0.52 || h.CPUs != 2 || h.CPUBusy != 12.5 {
+		t.Errorf("uptime %s load %v/%d cpu %v", h.Uptime, h.Load1, h.CPUs, h.CPUBusy)
+	}
+	if h.MemTotal != 4000000<<10 || h.MemAvail != 3000000<<10 || len(h.Disks) != 2 || h.Disks[0].UsedPct != 42 {
+		t.Errorf("mem %d/%d disks %+v", h.MemAvail, h.MemTotal, h.Disks)
+	}
+	if h.Etcd == nil || !h.Etcd.Healthy || !h.Etcd.Leader || h.Etcd.DBSize != 1724448 || len(h.Etcd.Alarms) != 0 {
+		t.Errorf("etcd %+v", h.Etcd)
+	}
+	if h.Readyz != "ok" || h.Units["kubelet"] != "active" || h.SnapshotAge != time.Hour {
+		t.Errorf("readyz %q units %v snapshot age %s", h.Readyz, h.Units, h.SnapshotAge)
+	}
+	if h.CertFile != "/etc/etcd/pki/server.crt" || h.CertExpiry.Format("2006-01-02") != "2026-12-20" {
+		t.Errorf("soonest cert %s %s", h.CertFile, h.CertExpiry)
+	}
+}
+
+// The verdict names every problem: an unreachable host, a stopped unit, a
+// full disk, an unhealthy member, a failed /readyz, a NotReady node, a
+// certificate within the threshold, the VIP on both slb hosts.
+func TestJudge(t *testing.T) {
+	m1 := parsed(masterOut)
+	m1.Node = &Node{Ready: true, KubeletVersion: "v1.37.2"}
+	healthy := &Report{Cluster: "lab", Time: now, Hosts: []*Host{m1}}
+	healthy.Judge(Thresholds{DiskPercent: 90, MemAvailPercent: 10, CertWithin: 7 * 24 * time.Hour, ClockSkew: 2 * time.Second})
+	if !healthy.Healthy || healthy.Verdict != "healthy" {
+		t.Fatalf("verdict %q", healthy.Verdict)
+	}
+	bad := parsed(strings.NewReplacer("unit etcd active", "unit etcd failed", "disk / 42", "disk / 93",
+		`"health":true`, `"health":false`, "readyz ok", "readyz failed").Replace(masterOut))
+	bad.Name, bad.Node = "master2", &Node{Ready: false}
+	slb1 := &Host{Name: "slb1", Roles: []string{"slb"}, Reachable: true, HoldsVIP: true, Backends: map[string]string{"master1": "UP", "master2": "DOWN"}}
+	slb2 := &Host{Name: "slb2", Roles: []string{"slb"}, Reachable: true, HoldsVIP: true}
+	w1 := &Host{Name: "worker1", Roles: []string{"worker"}, Error: "dial tcp: i/o timeout"}
+	r := &Report{Cluster: "lab", Time: now, VIP: "10.77.0.100", Hosts: []*Host{slb1, slb2, m1, bad, w1}}
+	r.Judge(DefaultThresholds)
+	for _, want := range []string{"worker1 unreachable", "master2 etcd failed", "master2 disk / 93%", "master2 etcd unhealthy",
+		"master2 kube-apiserver not ready", "master2 node not Ready", "slb1 sees master2 DOWN in HAProxy",
+		"master1 certificate /etc/etcd/pki/server.crt expires 2026-12-20", "the VIP 10.77.0.100 is held by 2 slb host(s)"} {
+		if !strings.Contains(r.Verdict, want) {
+			t.Errorf("verdict lacks %q:\n%s", want, r.Verdict)
+		}
+	}
+	if r.Healthy || !strings.HasPrefix(r.Verdict, "degraded: ") {
+		t.Errorf("verdict %q", r.Verdict)
+	}
+
+	var text, js, prom bytes.Buffer
+	if err := r.Text(&text); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", text.String())
+	for _, want := range []string{"lab — degraded", "\nslb\n", "\nmasters\n", "\nworkers\n", "worker1  unreachable", "master1 UP, master2 DOWN", "leader"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
+	}
+	if err := r.JSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Hosts) != 5 || back.Healthy {
+		t.Errorf("json: %v %+v", err, back)
+	}
+	if err := r.Prometheus(&prom); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`k4t_cluster_healthy{cluster="lab"} 0`, `k4t_host_up{cluster="lab",host="worker1"} 0`,
+		`k4t_etcd_member_healthy{cluster="lab",host="master2"} 0`, `k4t_haproxy_backend_up{cluster="lab",host="slb1",backend="master2"} 0`,
+		`k4t_host_filesystem_used_ratio{cluster="lab",host="master2",path="/"} 0.93`, "# TYPE k4t_node_ready gauge"} {
+		if !strings.Contains(prom.String(), want) {
+			t.Errorf("prometheus lacks %q:\n%s", want, prom.String())
+		}
+	}
+}
