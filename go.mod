@@ -42,6 +42,7 @@ replace (
 // END k8s-replace
 
 require (
+	filippo.io/age v1.3.2
 	github.com/cloudflare/cfssl v1.6.5
 	github.com/pelletier/go-toml/v2 v2.2.4
 	github.com/pkg/sftp v1.13.12
@@ -62,6 +63,7 @@ require (
 )
 
 require (
+	filippo.io/hpke v0.4.0 // indirect
 	github.com/Azure/go-ansiterm v0.0.0-20250102033503-faa5f7b0171c // indirect
 	github.com/MakeNowJust/heredoc v1.0.0 // indirect
 	github.com/Microsoft/go-winio v0.6.2 // indirect

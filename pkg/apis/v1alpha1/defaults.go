@@ -86,6 +86,11 @@ func (c *Cluster) SetDefaults() {
 	setString(&s.Network.Plugin, DefaultNetworkPlugin)
 	setDuration(&s.Certificates.Validity, DefaultCertValidity)
 	setDuration(&s.Certificates.CAValidity, DefaultCAValidity)
+	for i := range s.StateBackup.Targets {
+		t := &s.StateBackup.Targets[i]
+		setDuration(&t.Every, time.Hour)
+		setInt(&t.Keep, 24)
+	}
 }
 
 func setInt(p *int, v int) {

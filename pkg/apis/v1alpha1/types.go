@@ -50,6 +50,24 @@ type ClusterSpec struct {
 	Artifacts            Artifacts    `json:"artifacts,omitempty" yaml:"artifacts,omitempty"`
 	Certificates         Certificates `json:"certificates,omitempty" yaml:"certificates,omitempty"`
 	Preflight            Preflight    `json:"preflight,omitempty" yaml:"preflight,omitempty"`
+	// StateBackup copies k4t's state dir, encrypted, to hosts of the
+	// cluster, so a lost bastion can be rebuilt (k4t state backup).
+	StateBackup StateBackup `json:"stateBackup,omitempty" yaml:"stateBackup,omitempty"`
+}
+
+// StateBackup lists where copies of the state dir go; none means no copies.
+type StateBackup struct {
+	Targets []StateBackupTarget `json:"targets,omitempty" yaml:"targets,omitempty"`
+}
+
+// StateBackupTarget is one host that keeps copies of the state dir.
+type StateBackupTarget struct {
+	// Host names a host of the inventory.
+	Host string `json:"host" yaml:"host"`
+	// Every is how often a scheduled backup copies here; default 1h.
+	Every Duration `json:"every,omitempty" yaml:"every,omitempty"`
+	// Keep is how many copies stay on the host; default 24.
+	Keep int `json:"keep,omitempty" yaml:"keep,omitempty"`
 }
 
 // Host is one machine.

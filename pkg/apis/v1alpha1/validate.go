@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -44,6 +45,7 @@ func validate(c *Cluster, pos positions) []Problem {
 	v.network()
 	v.certificates()
 	v.preflight()
+	v.stateBackup()
 	return v.out
 }
 
@@ -634,4 +636,24 @@ func slicesContainsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func (v *checker) stateBackup() {
+	seen := map[string]bool{}
+	for i, t := range v.c.Spec.StateBackup.Targets {
+		p := fmt.Sprintf("spec.stateBackup.targets[%d]", i)
+		if v.c.Host(t.Host) == nil {
+			v.errf(p+".host", "name one of spec.hosts", "%q is not a host of the inventory", t.Host)
+		}
+		if seen[t.Host] {
+			v.errf(p+".host", "list each host once", "%q is listed twice", t.Host)
+		}
+		seen[t.Host] = true
+		if t.Every.Duration < time.Minute {
+			v.errf(p+".every", "at least 1m, e.g. 2m or 1h", "every %s is under a minute", t.Every)
+		}
+		if t.Keep < 1 {
+			v.errf(p+".keep", "keep at least 1 copy", "keep %d", t.Keep)
+		}
+	}
 }
