@@ -148,6 +148,18 @@ func pruneSnapshots(dir, kind string, keep int) error {
 	return nil
 }
 
+// newestSnapshot is the snapshot (a *.db name starting with prefix) with
+// the latest time in its name among names, or "".
+func newestSnapshot(names []string, prefix string) string {
+	newest := ""
+	for _, n := range names {
+		if strings.HasPrefix(n, prefix) && strings.HasSuffix(n, ".db") && (newest == "" || snapshotTime(n) > snapshotTime(newest)) {
+			newest = n
+		}
+	}
+	return newest
+}
+
 // snapshotTime is the UTC time in a snapshot's name, whatever its reason.
 func snapshotTime(name string) string {
 	name = strings.TrimSuffix(name, ".db")

@@ -141,12 +141,11 @@ func LatestSnapshot(r *engine.Run) (string, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	newest := ""
-	for _, e := range ents {
-		if n := e.Name(); strings.HasSuffix(n, ".db") && (newest == "" || snapshotTime(n) > snapshotTime(newest)) {
-			newest = n
-		}
+	names := make([]string, len(ents))
+	for i, e := range ents {
+		names[i] = e.Name()
 	}
+	newest := newestSnapshot(names, "")
 	if newest == "" {
 		return "", engine.Errorf("", restorePhase, "take one with k4t etcd backup, or name a file with --from", "no snapshot in %s", dir)
 	}

@@ -152,13 +152,7 @@ func newestScheduled(ctx context.Context, h transport.Host) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	newest := ""
-	for _, n := range strings.Fields(string(res.Stdout)) {
-		if strings.HasPrefix(n, "scheduled-") && strings.HasSuffix(n, ".db") && (newest == "" || snapshotTime(n) > snapshotTime(newest)) {
-			newest = n
-		}
-	}
-	return newest, nil
+	return newestSnapshot(strings.Fields(string(res.Stdout)), "scheduled-"), nil
 }
 
 // SnapshotScheduleStatus is one member's scheduled snapshots.
