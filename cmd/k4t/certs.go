@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -21,7 +22,6 @@ import (
 	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/phases"
 	"k4t.io/k4t/pkg/schedule"
-	"k4t.io/k4t/pkg/state"
 )
 
 // durationFlag is a pflag.Value reading k4t's durations ("30d", "2h").
@@ -329,11 +329,7 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 			if remove && status {
 				return usagef("pass --remove or --status, not both")
 			}
-			cl, err := loadInventory(hf.file, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			st, err := state.Open(g.StateRoot(), cl.Metadata.Name)
+			cl, st, err := inventoryAndState(cmd, g, hf)
 			if err != nil {
 				return err
 			}
@@ -356,38 +352,18 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 					fmt.Fprintln(out, "removed the node-side fallback timer from every master")
 				}
 				removed, err := phases.RemoveCertsSchedule(ctx, sch, st, cl.Metadata.Name)
-				if err != nil {
-					return err
-				}
-				if len(removed) == 0 {
-					fmt.Fprintln(out, "no schedule was installed for cluster "+cl.Metadata.Name)
-				}
-				for _, p := range removed {
-					fmt.Fprintln(out, "removed "+p)
-				}
-				return nil
+				return printRemoved(out, removed, err, "no schedule was installed for cluster "+cl.Metadata.Name)
 			case status:
 				stt, err := phases.CertsScheduleStatus(ctx, sch, st, cl.Metadata.Name, time.Now())
 				if err != nil {
 					return err
 				}
-				return printScheduleStatus(cmd, g.Output(), stt)
+				return printScheduleStatus(cmd, g.Output(), stt, certsJobWords)
 			}
 			if every < time.Minute {
 				return usagef("--every %s is shorter than a minute", every)
 			}
-			bin, err := os.Executable()
-			if err == nil {
-				bin, err = filepath.EvalSymlinks(bin)
-			}
-			if err != nil {
-				return fmt.Errorf("finding the k4t binary: %w", err)
-			}
-			inv, err := filepath.Abs(hf.file)
-			if err != nil {
-				return err
-			}
-			root, err := filepath.Abs(g.StateRoot())
+			bin, inv, root, err := jobPaths(g, hf)
 			if err != nil {
 				return err
 			}
@@ -425,15 +401,60 @@ the state dir (logs/certs-renew.log) and writes its last result there.`,
 	return c
 }
 
-func printScheduleStatus(cmd *cobra.Command, output string, s *phases.ScheduleStatus) error {
+// jobPaths are the absolute paths a bastion job runs with: this k4t
+// binary, the state root and the inventory.
+func jobPaths(g *globalFlags, hf hostsFlags) (bin, inv, root string, err error) {
+	bin, err = os.Executable()
+	if err == nil {
+		bin, err = filepath.EvalSymlinks(bin)
+	}
+	if err != nil {
+		return "", "", "", fmt.Errorf("finding the k4t binary: %w", err)
+	}
+	if inv, err = filepath.Abs(hf.file); err != nil {
+		return "", "", "", err
+	}
+	if root, err = filepath.Abs(g.StateRoot()); err != nil {
+		return "", "", "", err
+	}
+	return bin, inv, root, nil
+}
+
+// printRemoved lists what a --remove took away, or says none was there.
+func printRemoved(out io.Writer, removed []string, err error, none string) error {
+	if err != nil {
+		return err
+	}
+	if len(removed) == 0 {
+		fmt.Fprintln(out, none)
+	}
+	for _, p := range removed {
+		fmt.Fprintln(out, "removed "+p)
+	}
+	return nil
+}
+
+// jobWords are what a bastion job's --status says of it.
+type jobWords struct{ install, failed string }
+
+var certsJobWords = jobWords{
+	install: "k4t certs schedule -f hosts.yaml",
+	failed:  "the last scheduled renewal failed — read the log above, fix, and run `k4t certs renew --all -f hosts.yaml`",
+}
+
+func printScheduleStatus(cmd *cobra.Command, output string, s *phases.ScheduleStatus, words jobWords) error {
 	out := cmd.OutOrStdout()
 	if output == "json" {
 		return json.NewEncoder(out).Encode(s)
 	}
 	if !s.Installed {
-		fmt.Fprintln(out, "schedule: not installed (install it with `k4t certs schedule -f hosts.yaml`)")
+		fmt.Fprintf(out, "schedule: not installed (install it with `%s`)\n", words.install)
 	} else {
-		fmt.Fprintf(out, "schedule: %s (%s), every %s, renews when a certificate expires within %s\n", s.Info.Kind, strings.Join(s.Info.Files, ", "), s.Info.Every, s.Info.RenewBefore)
+		fmt.Fprintf(out, "schedule: %s (%s), every %s", s.Info.Kind, strings.Join(s.Info.Files, ", "), s.Info.Every)
+		if s.Info.RenewBefore != "" {
+			fmt.Fprintf(out, ", renews when a certificate expires within %s", s.Info.RenewBefore)
+		}
+		fmt.Fprintln(out)
 		if s.Info.Schedule != "" {
 			fmt.Fprintf(out, "cron:     %s\n", s.Info.Schedule)
 		}
@@ -463,7 +484,7 @@ func printScheduleStatus(cmd *cobra.Command, output string, s *phases.ScheduleSt
 		fmt.Fprintln(cmd.ErrOrStderr(), "WARNING: "+s.Warning)
 	}
 	if s.Last != nil && s.Last.ExitCode != 0 {
-		return errors.New("the last scheduled renewal failed — read the log above, fix, and run `k4t certs renew --all -f hosts.yaml`")
+		return errors.New(words.failed)
 	}
 	return nil
 }

@@ -155,14 +155,23 @@ func newRunID() string {
 	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
 }
 
+// inventoryAndState loads the inventory and opens its cluster's state dir.
+func inventoryAndState(cmd *cobra.Command, g *globalFlags, hf hostsFlags) (*v1alpha1.Cluster, *state.Dir, error) {
+	c, err := loadInventory(hf.file, cmd.ErrOrStderr())
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := state.Open(g.StateRoot(), c.Metadata.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, st, nil
+}
+
 // openSession loads the inventory, opens the state dir, the log file, the
 // event sinks and the connector.
 func openSession(cmd *cobra.Command, g *globalFlags, hf hostsFlags, showDiff bool) (*session, error) {
-	c, err := loadInventory(hf.file, cmd.ErrOrStderr())
-	if err != nil {
-		return nil, err
-	}
-	st, err := state.Open(g.StateRoot(), c.Metadata.Name)
+	c, st, err := inventoryAndState(cmd, g, hf)
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ type ScheduleInfo struct {
 	Kind        string   `json:"kind"`
 	Files       []string `json:"files"`
 	Every       string   `json:"every"`
-	RenewBefore string   `json:"renewBefore"`
+	RenewBefore string   `json:"renewBefore,omitempty"`
 	Schedule    string   `json:"schedule,omitempty"` // cron fields
 	// NodeFallback is the threshold of the masters' own timers, when installed.
 	NodeFallback string    `json:"nodeFallback,omitempty"`
@@ -66,43 +66,18 @@ func CertsJobInput(st *state.Dir, cluster, binary, stateRoot, inventory string, 
 // cluster. Warnings (cron installed but not running) come back with a nil
 // error.
 func InstallCertsSchedule(ctx context.Context, s *schedule.Scheduler, st *state.Dir, in templates.CertsJobInput) (info *ScheduleInfo, warning string, err error) {
-	job, err := templates.CertsJob(in)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := st.WriteFile(in.Job, job, 0o700); err != nil {
-		return nil, "", fmt.Errorf("writing %s: %w", in.Job, err)
-	}
-	j := schedule.Job{Name: templates.CertsUnitName(in.Cluster), Script: in.Job}
-	if j.Service, err = templates.CertsService(in); err != nil {
-		return nil, "", err
-	}
-	if j.Timer, err = templates.CertsTimer(in); err != nil {
-		return nil, "", err
-	}
-	if j.Cron, err = templates.CertsCron(in); err != nil {
-		return nil, "", err
-	}
-	installed, err := s.Install(ctx, j)
-	if err != nil {
-		return nil, "", fmt.Errorf("certs / %w", err)
-	}
-	info = &ScheduleInfo{Kind: installed.Kind, Files: installed.Files, Every: templates.FormatDays(in.Every),
-		RenewBefore: templates.FormatDays(in.RenewBefore), Installed: time.Now().UTC()}
-	if installed.Kind == schedule.Cron {
-		info.Schedule, _ = templates.CronSchedule(in.Every, in.Cluster)
-	}
+	info = &ScheduleInfo{RenewBefore: templates.FormatDays(in.RenewBefore)}
 	if b, err := os.ReadFile(certsInfoPath(st)); err == nil {
 		var old ScheduleInfo
 		if json.Unmarshal(b, &old) == nil {
 			info.NodeFallback = old.NodeFallback
 		}
 	}
-	b, _ := json.MarshalIndent(info, "", "  ")
-	if err := st.WriteFile(certsInfoPath(st), append(b, '\n'), 0o600); err != nil {
-		return nil, "", err
+	warning, err = installBastionJob(ctx, s, st, in.Bastion(), info, certsInfoPath(st))
+	if err != nil {
+		return nil, "", fmt.Errorf("certs / %w", err)
 	}
-	return info, installed.Warning, nil
+	return info, warning, nil
 }
 
 // RemoveCertsSchedule takes the schedule away (timer stopped and disabled,
@@ -118,28 +93,11 @@ func RemoveCertsSchedule(ctx context.Context, s *schedule.Scheduler, st *state.D
 // CertsScheduleStatus reports whether a schedule is installed, its next run
 // and the last result.
 func CertsScheduleStatus(ctx context.Context, s *schedule.Scheduler, st *state.Dir, cluster string, now time.Time) (*ScheduleStatus, error) {
-	out := &ScheduleStatus{Log: CertsLogPath(st), Job: CertsJobPath(st)}
-	if b, err := os.ReadFile(certsInfoPath(st)); err == nil {
-		var info ScheduleInfo
-		if err := json.Unmarshal(b, &info); err != nil {
-			return nil, fmt.Errorf("certs / schedule: %s: %w — remove it with --remove and install again", certsInfoPath(st), err)
-		}
-		out.Info, out.Installed = &info, info.Kind != ""
-		out.NextRun, out.Warning = s.NextRun(ctx, info.Kind, templates.CertsUnitName(cluster), info.Schedule, now)
+	out, err := bastionJobStatus(ctx, s, templates.CertsUnitName(cluster), certsInfoPath(st), CertsStatusPath(st), CertsLogPath(st), now)
+	if err != nil {
+		return nil, fmt.Errorf("certs / %w", err)
 	}
-	if b, err := os.ReadFile(CertsStatusPath(st)); err == nil {
-		var last JobResult
-		if json.Unmarshal(b, &last) == nil {
-			out.Last = &last
-		}
-	}
-	if b, err := os.ReadFile(CertsLogPath(st)); err == nil {
-		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-		if len(lines) > 10 {
-			lines = lines[len(lines)-10:]
-		}
-		out.LogTail = lines
-	}
+	out.Job = CertsJobPath(st)
 	return out, nil
 }
 

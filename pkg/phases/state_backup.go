@@ -64,14 +64,33 @@ func (*StateBackup) Name() string { return stateBackupPhase }
 func (*StateBackup) Title() string {
 	return "state dir: an encrypted copy on each stateBackup target whose copy is out of date"
 }
-func (*StateBackup) Hosts(r *engine.Run) []*v1alpha1.Host {
+
+// Hosts are the targets; with Due, only those whose last copy is older
+// than their `every`, so a scheduled run that has nothing due connects to
+// no host.
+func (p *StateBackup) Hosts(r *engine.Run) []*v1alpha1.Host {
+	rec := readBackupRecord(r.State)
 	var hs []*v1alpha1.Host
 	for _, t := range r.Cluster.Spec.StateBackup.Targets {
+		if last, ok := rec.Targets[t.Host]; ok && p.Due && r.Now().Sub(last.Time) < t.Every.Duration {
+			continue
+		}
 		if h := r.Cluster.Host(t.Host); h != nil {
 			hs = append(hs, h)
 		}
 	}
 	return hs
+}
+
+func readBackupRecord(st *state.Dir) stateBackupRecord {
+	rec := stateBackupRecord{Targets: map[string]stateCopy{}}
+	if b, err := os.ReadFile(st.Path(state.BackupRecord)); err == nil {
+		_ = json.Unmarshal(b, &rec)
+		if rec.Targets == nil {
+			rec.Targets = map[string]stateCopy{}
+		}
+	}
+	return rec
 }
 
 // Prepare archives and seals the state dir once (locally).
@@ -95,13 +114,7 @@ func (p *StateBackup) Prepare(_ context.Context, r *engine.Run) error {
 		return err
 	}
 	p.hash = hash
-	p.record = stateBackupRecord{Targets: map[string]stateCopy{}}
-	if b, err := os.ReadFile(r.State.Path(state.BackupRecord)); err == nil {
-		_ = json.Unmarshal(b, &p.record)
-		if p.record.Targets == nil {
-			p.record.Targets = map[string]stateCopy{}
-		}
-	}
+	p.record = readBackupRecord(r.State)
 	return nil
 }
 

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/engine"
+	"k4t.io/k4t/pkg/schedule"
 	"k4t.io/k4t/pkg/state"
 )
 
@@ -47,6 +49,27 @@ func TestStateBackupAndRestore(t *testing.T) {
 		t.Errorf("a backup with nothing changed: identity %q, written %v", again.Identity, again.Written)
 	}
 
+	// Scheduled runs (--due): a changed state dir goes to each target only
+	// once its `every` has passed since its last copy.
+	r.State.WriteFile(r.State.Path("hosts.yaml"), []byte("changed"), 0o644)
+	now := r.Now()
+	for _, step := range []struct {
+		after        time.Duration
+		due, written int
+	}{{time.Minute, 0, 0}, {3 * time.Minute, 1, 1}, {61 * time.Minute, 2, 1}} { // master1's copy is then current
+		r.Options.Now = func() time.Time { return now.Add(step.after) }
+		due := &StateBackup{Due: true}
+		if got := len(due.Hosts(r)); got != step.due {
+			t.Errorf("after %s: %d target(s) due, want %d", step.after, got, step.due)
+		}
+		if _, err := (&engine.Engine{Run: r, Phases: []engine.Phase{due}}).Execute(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(due.Written) != step.written {
+			t.Errorf("after %s: written %v", step.after, due.Written)
+		}
+	}
+
 	// A lost bastion: a fresh state dir, the identity kept elsewhere.
 	identity, _ := os.ReadFile(r.State.Path(state.BackupIdentityFile))
 	if _, _, err := RestoreState(context.Background(), r, r.Cluster.Host("master1"), time.Time{}, identity); err == nil || !strings.Contains(err.Error(), "already holds") {
@@ -64,5 +87,55 @@ func TestStateBackupAndRestore(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(fresh.Path("pki", "ca.crt")); string(b) != "the CA" || n < 2 || c.File != copyPath {
 		t.Errorf("restored %d files from %s; ca.crt %q", n, c.File, b)
+	}
+}
+
+// The scheduled job ticks at the shortest `every`, stepped down to one cron
+// can count.
+func TestStateBackupTick(t *testing.T) {
+	for _, tc := range []struct {
+		every []time.Duration
+		want  time.Duration
+	}{
+		{[]time.Duration{2 * time.Minute, time.Hour}, 2 * time.Minute},
+		{[]time.Duration{7 * time.Minute}, 6 * time.Minute},
+		{[]time.Duration{90 * time.Minute, 5 * time.Hour}, time.Hour},
+		{[]time.Duration{5 * time.Hour}, 4 * time.Hour},
+		{[]time.Duration{48 * time.Hour}, 48 * time.Hour},
+		{[]time.Duration{time.Minute}, time.Minute},
+	} {
+		var ts []v1alpha1.StateBackupTarget
+		for _, e := range tc.every {
+			ts = append(ts, v1alpha1.StateBackupTarget{Host: "h", Every: v1alpha1.Duration{Duration: e}})
+		}
+		if got := StateBackupTick(ts); got != tc.want {
+			t.Errorf("%v: tick %s, want %s", tc.every, got, tc.want)
+		}
+	}
+}
+
+// --schedule: the job script runs `state backup --due`; the cron entry
+// ticks at the shortest `every`; --remove takes both away.
+func TestStateScheduleCron(t *testing.T) {
+	st, _ := scheduleEnv(t)
+	s := &schedule.Scheduler{Root: t.TempDir(), InitName: func() string { return "bash" },
+		CronDaemon: func() (string, bool) { return "/usr/sbin/cron", true }}
+	j := StateBackupJob(st, "lab", "/usr/local/bin/k4t", "/root/.k4t", "/root/hosts.yaml", 2*time.Minute)
+	info, warn, err := InstallStateSchedule(context.Background(), s, st, j)
+	if err != nil || warn != "" || info.Schedule == "" || info.Every != "2m" {
+		t.Fatalf("install: %+v %q %v", info, warn, err)
+	}
+	cron, _ := os.ReadFile(filepath.Join(s.Root, "etc/cron.d/k4t-state-backup-lab"))
+	script, _ := os.ReadFile(StateJobPath(st))
+	if !strings.Contains(string(cron), info.Schedule+" root "+StateJobPath(st)) || !strings.Contains(string(script), "state backup --due -f '/root/hosts.yaml'") {
+		t.Errorf("cron:\n%s\nscript:\n%s", cron, script)
+	}
+	stt, err := StateScheduleStatus(context.Background(), s, st, "lab", time.Now())
+	if err != nil || !stt.Installed || stt.NextRun == "" {
+		t.Errorf("status %+v %v", stt, err)
+	}
+	removed, err := RemoveStateSchedule(context.Background(), s, st, "lab")
+	if err != nil || len(removed) != 3 {
+		t.Errorf("removed %v %v", removed, err)
 	}
 }

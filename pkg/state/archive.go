@@ -27,7 +27,9 @@ import (
 
 // notArchived are the parts of the state dir a copy leaves out: logs grow
 // without bound, etcd snapshots are large and have their own schedule on
-// the members, and the backup's own record changes with every copy.
+// the members, and the backup's own record changes with every copy. Nor do
+// lock files or scheduled jobs' last results (*.status.json): a scheduled
+// run that changed nothing else must not make the next copy new.
 var notArchived = []string{"logs", "backups", BackupRecord}
 
 // BackupRecord is the state dir's record of the copies made (per target:
@@ -51,7 +53,7 @@ func (d *Dir) Archive() ([]byte, string, error) {
 			return nil
 		}
 		top, _, _ := strings.Cut(rel, string(filepath.Separator))
-		if slices.Contains(notArchived, top) || strings.HasSuffix(rel, ".lock") {
+		if slices.Contains(notArchived, top) || strings.HasSuffix(rel, ".lock") || strings.HasSuffix(rel, ".status.json") {
 			if e.IsDir() {
 				return filepath.SkipDir
 			}

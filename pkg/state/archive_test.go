@@ -33,9 +33,11 @@ func TestArchiveSealRoundTrip(t *testing.T) {
 	}
 	d.WriteFile(d.Path("logs", "run2.log"), []byte("another log"), 0o600)
 	d.WriteFile(d.Path(BackupRecord), []byte(`{"x":1}`), 0o600)
+	d.WriteFile(d.Path("state-backup.status.json"), []byte(`{"exitCode":0}`), 0o600)
+	d.WriteFile(d.Path("state-backup-job.lock"), nil, 0o600)
 	_, h2, _ := d.Archive()
 	if h1 != h2 {
-		t.Error("logs or the backup record changed the hash")
+		t.Error("logs, the backup record, a job's last result or a lock changed the hash")
 	}
 	d.WriteFile(d.Path("hosts.yaml"), []byte("hosts, changed"), 0o644)
 	if _, h3, _ := d.Archive(); h3 == h1 {

@@ -25,19 +25,8 @@ const (
 )
 
 // CertsUnitName is the name of the timer, service and cron file of a cluster's scheduled
-// renewal: "k4t-certs-" + the cluster name with every character cron.d would ignore
-// (anything but letters, digits, '-' and '_') replaced by '-'.
-func CertsUnitName(cluster string) string {
-	var b strings.Builder
-	for _, r := range cluster {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('-')
-		}
-	}
-	return "k4t-certs-" + b.String()
-}
+// renewal: "k4t-certs-" + the cluster name as JobUnitName writes it.
+func CertsUnitName(cluster string) string { return JobUnitName("k4t-certs-", cluster) }
 
 // CertsJobInput is the scheduled renewal of one cluster.
 type CertsJobInput struct {
@@ -55,37 +44,19 @@ type CertsJobInput struct {
 	Every, RenewBefore time.Duration
 }
 
-type certsJobView struct {
-	Cluster, Binary, StateRoot, Inventory, Log, Status, Lock, Job string
-	Unit, Every, RenewBefore, Schedule                            string
-	EverySeconds                                                  int64
-}
-
-func (in CertsJobInput) view() (certsJobView, error) {
-	p := problems{what: "certs schedule"}
-	if in.Cluster == "" {
-		p.add("Cluster: must not be empty")
-	}
-	for _, f := range []struct{ name, v string }{
-		{"Binary", in.Binary}, {"StateRoot", in.StateRoot}, {"Inventory", in.Inventory},
-		{"Log", in.Log}, {"Status", in.Status}, {"Lock", in.Lock}, {"Job", in.Job},
-	} {
-		p.absPath(f.name, f.v)
-		if strings.ContainsAny(f.v, "'\n\r%") || containsSpace(f.v) {
-			p.add("%s: %q may not hold spaces, quotes or '%%' (systemd and cron would split or expand it); use a path without them", f.name, f.v)
-		}
-	}
-	if in.Every < time.Minute {
-		p.add("Every: %s is shorter than a minute", in.Every)
-	}
-	if in.RenewBefore <= 0 {
-		p.add("RenewBefore: %s must be positive", in.RenewBefore)
-	}
-	return certsJobView{
+// Bastion is the renewal as a bastion job.
+func (in CertsJobInput) Bastion() BastionJob {
+	j := BastionJob{Unit: CertsUnitName(in.Cluster), By: "certs schedule",
+		Title: "check and renew the certificates of cluster " + in.Cluster,
+		Does: fmt.Sprintf("checks every certificate of cluster %s and, when one expires within %s,\n# renews them one master at a time",
+			in.Cluster, FormatDays(in.RenewBefore)),
+		Args:    "certs renew --if-expiring-within " + FormatDays(in.RenewBefore),
 		Cluster: in.Cluster, Binary: in.Binary, StateRoot: in.StateRoot, Inventory: in.Inventory,
-		Log: in.Log, Status: in.Status, Lock: in.Lock, Job: in.Job, Unit: CertsUnitName(in.Cluster),
-		Every: FormatDays(in.Every), RenewBefore: FormatDays(in.RenewBefore), EverySeconds: int64(in.Every / time.Second),
-	}, p.err()
+		Log: in.Log, Status: in.Status, Lock: in.Lock, Job: in.Job, Every: in.Every}
+	if in.RenewBefore <= 0 {
+		j.invalid = append(j.invalid, fmt.Sprintf("RenewBefore: %s must be positive", in.RenewBefore))
+	}
+	return j
 }
 
 // FormatDays writes d as k4t's durations read it: "30d", "1d12h", "6h", "90m".
@@ -110,43 +81,19 @@ func FormatDays(d time.Duration) string {
 }
 
 // CertsJob renders the job script.
-func CertsJob(in CertsJobInput) ([]byte, error) {
-	v, err := in.view()
-	if err != nil {
-		return nil, err
-	}
-	return render("k4t-certs-job.sh.tmpl", v)
-}
+func CertsJob(in CertsJobInput) ([]byte, error) { return certsJob(in, BastionJob.Script) }
 
 // CertsService renders the oneshot unit that runs the job.
-func CertsService(in CertsJobInput) ([]byte, error) {
-	v, err := in.view()
-	if err != nil {
-		return nil, err
-	}
-	return render("k4t-certs.service.tmpl", v)
-}
+func CertsService(in CertsJobInput) ([]byte, error) { return certsJob(in, BastionJob.Service) }
 
 // CertsTimer renders the timer that starts the service every in.Every (and after boot).
-func CertsTimer(in CertsJobInput) ([]byte, error) {
-	v, err := in.view()
-	if err != nil {
-		return nil, err
-	}
-	return render("k4t-certs.timer.tmpl", v)
-}
+func CertsTimer(in CertsJobInput) ([]byte, error) { return certsJob(in, BastionJob.Timer) }
 
 // CertsCron renders the /etc/cron.d entry for hosts without systemd as PID 1.
-func CertsCron(in CertsJobInput) ([]byte, error) {
-	v, err := in.view()
-	if err != nil {
-		return nil, err
-	}
-	v.Schedule, err = CronSchedule(in.Every, in.Cluster)
-	if err != nil {
-		return nil, err
-	}
-	return render("k4t-certs.cron.tmpl", v)
+func CertsCron(in CertsJobInput) ([]byte, error) { return certsJob(in, BastionJob.Cron) }
+
+func certsJob(in CertsJobInput, render func(BastionJob) ([]byte, error)) ([]byte, error) {
+	return render(in.Bastion())
 }
 
 // CronSchedule turns an interval into cron's five fields. Cron counts calendar fields, so

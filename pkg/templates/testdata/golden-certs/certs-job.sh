@@ -1,7 +1,7 @@
 #!/bin/sh
-# Managed by k4t (`k4t certs schedule`): checks every certificate of cluster
-# lab and, when one expires within 30d, renews them one
-# master at a time. Output goes to /root/.k4t/clusters/lab/logs/certs-renew.log, the last result to /root/.k4t/clusters/lab/certs-renew.status.json.
+# Managed by k4t (`k4t certs schedule`): checks every certificate of cluster lab and, when one expires within 30d,
+# renews them one master at a time.
+# Output goes to /root/.k4t/clusters/lab/logs/certs-renew.log, the last result to /root/.k4t/clusters/lab/certs-renew.status.json.
 exec 9>>'/root/.k4t/clusters/lab/certs-renew.lock'
 if command -v flock >/dev/null && ! flock -n 9; then
     echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) an earlier run still holds /root/.k4t/clusters/lab/certs-renew.lock: skipped" >>'/root/.k4t/clusters/lab/logs/certs-renew.log'
