@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 var now = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -113,5 +116,15 @@ func TestJudge(t *testing.T) {
 		if !strings.Contains(prom.String(), want) {
 			t.Errorf("prometheus lacks %q:\n%s", want, prom.String())
 		}
+	}
+	// Prometheus' own parser reads it: one family per metric name, every
+	// sample typed.
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(prom.Bytes()))
+	if err != nil {
+		t.Fatalf("Prometheus' text parser: %v\n%s", err, prom.String())
+	}
+	if up := families["k4t_host_up"]; up == nil || len(up.GetMetric()) != 5 || up.GetType().String() != "GAUGE" {
+		t.Errorf("k4t_host_up: %v", up)
 	}
 }
