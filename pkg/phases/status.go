@@ -67,14 +67,13 @@ func ClusterStatus(ctx context.Context, r *engine.Run, th status.Thresholds) *st
 		}
 		sent := time.Now()
 		res, err := conn.Run(ctx, transport.Cmd{Command: "sh -s", Stdin: script, Timeout: statusTimeout, ReadOnly: true})
-		// The script sleeps 0.2 s between its CPU samples, after its clock reading.
-		rtt := time.Since(sent) - 200*time.Millisecond
+		rtt := time.Since(sent)
 		if err != nil {
 			out.Error = firstLine(err.Error())
 			return nil
 		}
 		out.Reachable = true
-		out.Parse(string(res.Stdout), sent, max(rtt, 0), time.Now())
+		out.Parse(string(res.Stdout), sent, rtt, time.Now())
 		return nil
 	})
 	v := <-api

@@ -104,19 +104,21 @@ type Thresholds struct {
 // DefaultThresholds are the flags' defaults.
 var DefaultThresholds = Thresholds{DiskPercent: 90, MemAvailPercent: 10, CertWithin: 30 * 24 * time.Hour, ClockSkew: 2 * time.Second}
 
-// Parse fills h from the status script's output; start and rtt place the
-// host's clock against the bastion's.
+// Parse fills h from the status script's output; sent (when the bastion
+// sent the script) and rtt (until its output was all back) place the host's
+// clock against the bastion's.
 func (h *Host) Parse(out string, sent time.Time, rtt time.Duration, now time.Time) {
 	h.Units = map[string]string{}
+	var start, end float64
+	defer func() { h.ClockOffset = clockOffset(start, end, sent, rtt) }()
 	for _, line := range strings.Split(out, "\n") {
 		k, v, _ := strings.Cut(strings.TrimSpace(line), " ")
 		f := strings.Fields(v)
 		switch k {
 		case "time":
-			if secs, err := strconv.ParseFloat(v, 64); err == nil {
-				host := time.Unix(0, int64(secs*1e9))
-				h.ClockOffset = host.Sub(sent.Add(rtt / 2)).Round(time.Millisecond)
-			}
+			start, _ = strconv.ParseFloat(v, 64)
+		case "time_end":
+			end, _ = strconv.ParseFloat(v, 64)
 		case "uptime":
 			if s, err := strconv.ParseFloat(v, 64); err == nil {
 				h.Uptime = time.Duration(s * float64(time.Second)).Round(time.Second)
@@ -208,6 +210,25 @@ func (e *Etcd) parse(k, v string) {
 			e.Alarms = strings.Fields(a)
 		}
 	}
+}
+
+// clockOffset is the host's clock minus the bastion's. The script reads the
+// clock first and last (start, end: Unix seconds): what the round trip took
+// beyond the script's own run is the transport's, and half of it is taken
+// to come before the first reading. Timing the whole round trip instead
+// would count a slow script (etcdctl, openssl on a loaded master) as clock
+// skew. Without an end reading, the script's 0.2 s CPU sample is the known
+// part of its run.
+func clockOffset(start, end float64, sent time.Time, rtt time.Duration) time.Duration {
+	if start == 0 {
+		return 0
+	}
+	run := 200 * time.Millisecond
+	if end >= start {
+		run = time.Duration((end - start) * float64(time.Second))
+	}
+	host := time.Unix(0, int64(start*1e9))
+	return host.Sub(sent.Add(max(rtt-run, 0) / 2)).Round(time.Millisecond)
 }
 
 // SnapshotTime reads the UTC time at the end of a snapshot's name

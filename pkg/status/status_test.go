@@ -30,18 +30,25 @@ snapshot scheduled-master1-20261201T090000Z.db
 readyz ok
 cert Nov 30 12:00:00 2027 GMT | /etc/kubernetes/pki/apiserver.crt
 cert Dec 20 12:00:00 2026 GMT | /etc/etcd/pki/server.crt
+time_end 1796119204.150000000
 `
 
 func parsed(out string) *Host {
 	h := &Host{Name: "master1", Roles: []string{"master"}, Reachable: true}
-	h.Parse(out, now, 100*time.Millisecond, now)
+	h.Parse(out, now, 4100*time.Millisecond, now) // the script ran 4 s of it
 	return h
 }
 
 func TestParse(t *testing.T) {
 	h := parsed(masterOut)
-	if h.ClockOffset != 100*time.Millisecond {
+	if h.ClockOffset != 100*time.Millisecond { // 150 ms after sending, less half the 100 ms the transport took
 		t.Errorf("clock offset %s", h.ClockOffset)
+	}
+	// Without a last reading, only the 0.2 s CPU sample counts as the script's.
+	var old Host
+	old.Parse("time 1796119200.150000000\n", now, 300*time.Millisecond, now)
+	if old.ClockOffset != 100*time.Millisecond {
+		t.Errorf("clock offset without time_end: %s", old.ClockOffset)
 	}
 	if h.Uptime != 86401*time.Second || h.Load1 != 0.52 || h.CPUs != 2 || h.CPUBusy != 12.5 {
 		t.Errorf("uptime %s load %v/%d cpu %v", h.Uptime, h.Load1, h.CPUs, h.CPUBusy)
