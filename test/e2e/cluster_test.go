@@ -100,6 +100,12 @@ func TestHACluster(t *testing.T) {
 	t.Run("k4t status: healthy in text, json and prometheus, every host reached", func(t *testing.T) {
 		e.clusterStatus(t)
 	})
+	t.Run("k4t status names each break (etcd stopped, a disk past the threshold, kubelet stopped) in text and JSON, exit 1", func(t *testing.T) {
+		e.statusBreaks(t)
+	})
+	t.Run("k4t state backup to master1 and worker1; a second backup copies nothing; the state dir lost and restored from a copy", func(t *testing.T) {
+		e.stateCopies(t)
+	})
 	t.Run("upgrade "+fromVersion+" → "+toVersion+" under load (dry run; kill -9 mid master roll; a PDB that blocks a drain; 0 failed API calls)", func(t *testing.T) {
 		e.upgradeUnderLoad(t)
 	})
@@ -164,6 +170,7 @@ func TestHACluster(t *testing.T) {
 		if back > 5*time.Second {
 			t.Errorf("API back after %s, want <= 5s", back)
 		}
+		e.statusVIPMoved(t, holder)
 		if err := e.lab.Start(ctx, holder); err != nil {
 			t.Fatal(err)
 		}
