@@ -53,7 +53,7 @@ type RenewOptions struct {
 	// spec.certificates.validity. (kubelet client certificates keep their length.)
 	Validity time.Duration
 	// Timeouts of the health gates; zero means the defaults.
-	ReadyTimeout, PodGoneTimeout time.Duration
+	ReadyTimeout time.Duration
 	// Poll is the interval of every wait; zero means 1s.
 	Poll time.Duration
 }
@@ -105,9 +105,6 @@ func NewCertsRenewal(o RenewOptions) (*CertsRenewal, error) {
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 3 * time.Minute
-	}
-	if o.PodGoneTimeout <= 0 {
-		o.PodGoneTimeout = 2 * time.Minute
 	}
 	return &CertsRenewal{Opts: o, names: names}, nil
 }
@@ -407,7 +404,7 @@ func (rn *renewer) planHost(hc *engine.HostCtx) []*engine.Change {
 	}
 	if len(pods) > 0 {
 		ps := sortedKeys(pods)
-		step("restart the static pods "+strings.Join(ps, ", ")+" (manifests moved aside, then back)", func(ctx context.Context) error {
+		step("restart the static pods "+strings.Join(ps, ", ")+" (their containers stopped; kubelet starts new ones)", func(ctx context.Context) error {
 			return rn.restartPods(ctx, hc, ps)
 		})
 	}
@@ -528,49 +525,25 @@ const (
 	crictl    = "crictl --runtime-endpoint unix://" + templates.ContainerdSocket
 )
 
-// restartPods restarts static pods the way kubeadm's documentation says: move their
-// manifests aside, wait until kubelet has stopped their containers, move them back, wait
-// until new containers run. The manifests go back even if the wait fails or k4t is
-// interrupted (and the next renew puts back any a killed run left aside).
-func (rn *renewer) restartPods(ctx context.Context, hc *engine.HostCtx, pods []string) (err error) {
-	var out, back, names []string
-	for _, p := range pods {
-		out = append(out, fmt.Sprintf("mv %s/%s.yaml %s/", manifestsDir, p, pausedDir))
-		back = append(back, fmt.Sprintf("mv -n %s/%s.yaml %s/", pausedDir, p, manifestsDir))
-		names = append(names, p)
-	}
-	filter := "^(" + strings.Join(names, "|") + ")$"
+// restartPods restarts static pods so that they read the renewed files: each pod's
+// running container is stopped, with a short grace (the master is out of HAProxy, and its
+// kube-apiserver would wait out its 30 s), and kubelet starts a new one at once, as for any
+// container of a pod that must always run; then every pod must run a container that is
+// not one of the old ones. kubeadm's documented way, moving the manifests aside and back,
+// costs two rounds of kubelet's 20 s file check while the pods are down (an older k4t's
+// renew killed half-way is still put right: see the manifests paused check above).
+func (rn *renewer) restartPods(ctx context.Context, hc *engine.HostCtx, pods []string) error {
+	filter := "^(" + strings.Join(pods, "|") + ")$"
 	before, err := hc.Conn.Run(ctx, transport.Cmd{Command: crictl + " ps -q --name '" + filter + "'", Timeout: 30 * time.Second, ReadOnly: true})
 	if err != nil {
 		return err
 	}
 	old := strings.Fields(string(before.Stdout))
-	if err := rn.cmd(ctx, hc, "pause static pods "+strings.Join(pods, ", "), "mkdir -p "+pausedDir+" && "+strings.Join(out, " && "), 30*time.Second); err != nil {
-		return err
-	}
-	restored := false
-	defer func() {
-		if restored {
-			return
+	if len(old) > 0 {
+		if err := rn.cmd(ctx, hc, "stop the containers of "+strings.Join(pods, ", ")+" (kubelet starts new ones)",
+			crictl+" stop --timeout 5 "+strings.Join(old, " ")+" >/dev/null", time.Minute); err != nil {
+			return err
 		}
-		if e := rn.cmd(context.WithoutCancel(ctx), hc, "restore static pods "+strings.Join(pods, ", "), strings.Join(back, "; "), 30*time.Second); e != nil && err == nil {
-			err = e
-		}
-	}()
-	if err := rn.wait(ctx, hc, rn.Opts.PodGoneTimeout, "containers of "+strings.Join(pods, ", ")+" to stop", func() (bool, string, error) {
-		res, err := hc.Conn.Run(ctx, transport.Cmd{Command: crictl + " ps -q --name '" + filter + "'", Timeout: 30 * time.Second, ReadOnly: true})
-		if err != nil {
-			return false, "", err
-		}
-		running := strings.Fields(string(res.Stdout))
-		still := slices.DeleteFunc(running, func(id string) bool { return !slices.Contains(old, id) })
-		return len(still) == 0, fmt.Sprintf("%d still running", len(still)), nil
-	}); err != nil {
-		return err
-	}
-	restored = true
-	if err := rn.cmd(ctx, hc, "restore static pods "+strings.Join(pods, ", "), strings.Join(back, " && "), 30*time.Second); err != nil {
-		return err
 	}
 	return rn.wait(ctx, hc, rn.Opts.ReadyTimeout, "new containers of "+strings.Join(pods, ", "), func() (bool, string, error) {
 		var missing []string

@@ -37,7 +37,7 @@ type certCluster struct {
 	log      []string            // "host: what", in order
 	disabled map[string][]string // slb -> masters disabled in HAProxy
 	maxOut   int                 // most masters out of HAProxy at once on one slb
-	paused   map[string]bool     // host/pod paused
+	stuck    map[string]bool     // host/pod: kubelet does not start a new container
 	gen      map[string]int      // host/pod container generation
 	failOn   map[string]string   // host -> command prefix that fails
 	leader   uint64              // etcd leader's member id (index+1)
@@ -73,7 +73,7 @@ func newCertCluster(t *testing.T, hosts ...string) *certCluster {
 		t.Fatal(err)
 	}
 	cc := &certCluster{t: t, fakes: map[string]*transport.Fake{}, coll: &events.Collect{},
-		disabled: map[string][]string{}, paused: map[string]bool{}, gen: map[string]int{}, failOn: map[string]string{}, leader: 2}
+		disabled: map[string][]string{}, stuck: map[string]bool{}, gen: map[string]int{}, failOn: map[string]string{}, leader: 2}
 	pki := st.PKI()
 	read := func(rel string) []byte {
 		b, err := os.ReadFile(filepath.Join(pki, rel))
@@ -207,27 +207,22 @@ func (cc *certCluster) answer(f *transport.Fake) func(transport.Cmd) (transport.
 		case strings.HasPrefix(c, "kubeadm certs renew"):
 			cc.note(host, strings.TrimSuffix(c, " >/dev/null"))
 			return ok("")
-		case strings.HasPrefix(c, "mkdir -p "+pausedDir+" && mv"):
+		case strings.HasPrefix(c, crictl+" stop "):
+			var stopped []string
 			for _, p := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
-				if strings.Contains(c, "/"+p+".yaml") {
-					cc.paused[host+"/"+p] = true
+				if strings.Contains(c, fmt.Sprintf(" %s-%d", p, cc.gen[host+"/"+p])) {
+					stopped = append(stopped, p)
+					if !cc.stuck[host+"/"+p] {
+						cc.gen[host+"/"+p]++
+					}
 				}
 			}
-			cc.note(host, "pause "+c[strings.Index(c, "mv"):])
-			return ok("")
-		case strings.HasPrefix(c, "mv -n "+pausedDir):
-			for _, p := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
-				if strings.Contains(c, "/"+p+".yaml") && cc.paused[host+"/"+p] {
-					cc.paused[host+"/"+p] = false
-					cc.gen[host+"/"+p]++
-				}
-			}
-			cc.note(host, "restore pods")
+			cc.note(host, "stop "+strings.Join(stopped, " "))
 			return ok("")
 		case strings.HasPrefix(c, crictl+" ps -q --name"):
 			var ids []string
 			for _, p := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
-				if strings.Contains(c, p) && !cc.paused[host+"/"+p] {
+				if strings.Contains(c, p) {
 					ids = append(ids, fmt.Sprintf("%s-%d", p, cc.gen[host+"/"+p]))
 				}
 			}
@@ -365,7 +360,7 @@ func TestRenewRollsOneMasterAtATime(t *testing.T) {
 	}
 	for _, m := range []string{"master1", "master2", "master3"} {
 		steps := strings.Join(masterSteps(cc.log, m), " | ")
-		for _, w := range []string{"kubeadm certs renew all", "systemctl restart etcd", "pause mv /etc/kubernetes/manifests/kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml", "restore pods", "kubelet client swapped", "systemctl restart kubelet", "readyz"} {
+		for _, w := range []string{"kubeadm certs renew all", "systemctl restart etcd", "stop kube-apiserver kube-controller-manager kube-scheduler", "kubelet client swapped", "systemctl restart kubelet", "readyz"} {
 			if !strings.Contains(steps, w) {
 				t.Errorf("%s: no %q in %s", m, w, steps)
 			}
@@ -463,7 +458,7 @@ func TestRenewLightweightWithoutHAProxy(t *testing.T) {
 		t.Errorf("renewed %v (workers have no named certificate)", res.Renewed)
 	}
 	steps := strings.Join(masterSteps(cc.log, "master1"), " | ")
-	for _, w := range []string{"kubeadm certs renew apiserver", "systemctl restart etcd", "kube-apiserver.yaml"} {
+	for _, w := range []string{"kubeadm certs renew apiserver", "systemctl restart etcd", "stop kube-apiserver"} {
 		if !strings.Contains(steps, w) {
 			t.Errorf("no %q in %s", w, steps)
 		}
@@ -578,33 +573,19 @@ func TestRenewFailureNamesCertsPhase(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "master1 / certs: ") || !strings.Contains(err.Error(), "not ready") {
 		t.Errorf("err %v", err)
 	}
-	// the paused scheduler manifest went back although the roll failed later
-	if !strings.Contains(strings.Join(cc.log, "\n"), "master1: restore pods") {
+	// the scheduler was restarted before the roll failed
+	if !strings.Contains(strings.Join(cc.log, "\n"), "master1: stop kube-scheduler") {
 		t.Errorf("log %v", cc.log)
 	}
 }
 
-func TestPausedManifestsGoBackOnFailure(t *testing.T) {
+// A static pod whose new container never comes is named, with where to look.
+func TestStaticPodNotRestartedIsNamed(t *testing.T) {
 	cc := newCertCluster(t, "master1")
-	// crictl answers the first call (before pausing) from the fake, then fails: wait times out.
-	calls := 0
-	f := cc.fakes["master1"]
-	next := f.OnRun
-	f.OnRun = func(cmd transport.Cmd) (transport.Result, error) {
-		if strings.HasPrefix(cmd.Command, crictl) {
-			calls++
-			if calls > 1 {
-				return transport.Result{}, fmt.Errorf("crictl: runtime not answering")
-			}
-		}
-		return next(cmd)
-	}
-	_, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"scheduler.conf"}, Poll: time.Millisecond, PodGoneTimeout: 20 * time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "runtime not answering") {
+	cc.stuck["master1/kube-scheduler"] = true
+	_, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"scheduler.conf"}, Poll: time.Millisecond, ReadyTimeout: 20 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "new containers of kube-scheduler") || !strings.Contains(err.Error(), "crictl ps -a") {
 		t.Fatalf("err %v", err)
-	}
-	if cc.paused["master1/kube-scheduler"] {
-		t.Errorf("kube-scheduler's manifest left aside after the failure; log %v", cc.log)
 	}
 }
 
