@@ -50,10 +50,13 @@ type Host struct {
 	MemTotal  int64         `json:"memTotalBytes"`
 	MemAvail  int64         `json:"memAvailableBytes"`
 	Disks     []Disk        `json:"disks"`
-	// ClockOffset is the host's clock minus the bastion's.
-	ClockOffset time.Duration     `json:"clockOffsetNs"`
-	Units       map[string]string `json:"units"`
-	HoldsVIP    bool              `json:"holdsVIP,omitempty"`
+	// ClockOffset is the host's clock minus the bastion's, give or take
+	// ClockUncertainty (half the time the transport took: a sudo password
+	// prompt, a slow login).
+	ClockOffset      time.Duration     `json:"clockOffsetNs"`
+	ClockUncertainty time.Duration     `json:"clockUncertaintyNs"`
+	Units            map[string]string `json:"units"`
+	HoldsVIP         bool              `json:"holdsVIP,omitempty"`
 	// Backends is HAProxy's view of each master (UP, DOWN, MAINT…).
 	Backends map[string]string `json:"backends,omitempty"`
 	Etcd     *Etcd             `json:"etcd,omitempty"`
@@ -110,7 +113,7 @@ var DefaultThresholds = Thresholds{DiskPercent: 90, MemAvailPercent: 10, CertWit
 func (h *Host) Parse(out string, sent time.Time, rtt time.Duration, now time.Time) {
 	h.Units = map[string]string{}
 	var start, end float64
-	defer func() { h.ClockOffset = clockOffset(start, end, sent, rtt) }()
+	defer func() { h.ClockOffset, h.ClockUncertainty = clockOffset(start, end, sent, rtt) }()
 	for _, line := range strings.Split(out, "\n") {
 		k, v, _ := strings.Cut(strings.TrimSpace(line), " ")
 		f := strings.Fields(v)
@@ -212,23 +215,25 @@ func (e *Etcd) parse(k, v string) {
 	}
 }
 
-// clockOffset is the host's clock minus the bastion's. The script reads the
-// clock first and last (start, end: Unix seconds): what the round trip took
-// beyond the script's own run is the transport's, and half of it is taken
-// to come before the first reading. Timing the whole round trip instead
-// would count a slow script (etcdctl, openssl on a loaded master) as clock
-// skew. Without an end reading, the script's 0.2 s CPU sample is the known
-// part of its run.
-func clockOffset(start, end float64, sent time.Time, rtt time.Duration) time.Duration {
+// clockOffset is the host's clock minus the bastion's, and how far off that
+// may be. The script reads the clock first and last (start, end: Unix
+// seconds): what the round trip took beyond the script's own run is the
+// transport's, and the first reading was taken somewhere in it; the middle
+// is the estimate, half of it the uncertainty. Timing the whole round trip
+// instead would count a slow script (etcdctl, openssl on a loaded master)
+// as clock skew. Without an end reading, the script's 0.2 s CPU sample is
+// the known part of its run.
+func clockOffset(start, end float64, sent time.Time, rtt time.Duration) (offset, uncertainty time.Duration) {
 	if start == 0 {
-		return 0
+		return 0, 0
 	}
 	run := 200 * time.Millisecond
 	if end >= start {
 		run = time.Duration((end - start) * float64(time.Second))
 	}
+	transport := max(rtt-run, 0)
 	host := time.Unix(0, int64(start*1e9))
-	return host.Sub(sent.Add(max(rtt-run, 0) / 2)).Round(time.Millisecond)
+	return host.Sub(sent.Add(transport / 2)).Round(time.Millisecond), (transport / 2).Round(time.Millisecond)
 }
 
 // SnapshotTime reads the UTC time at the end of a snapshot's name
@@ -268,8 +273,8 @@ func (r *Report) Judge(th Thresholds) {
 		if h.MemTotal > 0 && h.MemAvail*100 < h.MemTotal*int64(th.MemAvailPercent) {
 			add("%s memory %d%% available", h.Name, h.MemAvail*100/h.MemTotal)
 		}
-		if th.ClockSkew > 0 && (h.ClockOffset > th.ClockSkew || h.ClockOffset < -th.ClockSkew) {
-			add("%s clock off by %s", h.Name, h.ClockOffset)
+		if off := max(h.ClockOffset, -h.ClockOffset) - h.ClockUncertainty; th.ClockSkew > 0 && off > th.ClockSkew {
+			add("%s clock off by %s (±%s)", h.Name, h.ClockOffset, h.ClockUncertainty)
 		}
 		if h.has("slb") {
 			hasSLB = true

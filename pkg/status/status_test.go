@@ -41,8 +41,16 @@ func parsed(out string) *Host {
 
 func TestParse(t *testing.T) {
 	h := parsed(masterOut)
-	if h.ClockOffset != 100*time.Millisecond { // 150 ms after sending, less half the 100 ms the transport took
-		t.Errorf("clock offset %s", h.ClockOffset)
+	if h.ClockOffset != 100*time.Millisecond || h.ClockUncertainty != 50*time.Millisecond { // 150 ms after sending, less half the 100 ms the transport took
+		t.Errorf("clock offset %s ± %s", h.ClockOffset, h.ClockUncertainty)
+	}
+	// A slow login (a sudo prompt) widens the uncertainty: 2.6 s off, give
+	// or take 2.5 s, is no skew past a 2 s threshold; 5 s is.
+	slow := &Report{Hosts: []*Host{{Name: "worker2", Reachable: true, ClockOffset: 2600 * time.Millisecond, ClockUncertainty: 2500 * time.Millisecond},
+		{Name: "worker3", Reachable: true, ClockOffset: -5 * time.Second, ClockUncertainty: 100 * time.Millisecond}}}
+	slow.Judge(Thresholds{ClockSkew: 2 * time.Second})
+	if strings.Contains(slow.Verdict, "worker2") || !strings.Contains(slow.Verdict, "worker3 clock off by -5s (±100ms)") {
+		t.Errorf("verdict %q", slow.Verdict)
 	}
 	// Without a last reading, only the 0.2 s CPU sample counts as the script's.
 	var old Host
