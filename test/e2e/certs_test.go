@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
-
 )
 
 // certRow is one line of `k4t certs check-expiration -o json`.
