@@ -233,8 +233,8 @@ func TestHACluster(t *testing.T) {
 	t.Run("an etcd member whose data dir was emptied by hand is replaced by apply, quorum kept throughout", func(t *testing.T) {
 		e.repairEmptiedMember(t, "master2")
 	})
-	t.Run("k4t etcd backup, then restore --from latest: ConfigMap A back, B gone, every node Ready, hashkv identical", func(t *testing.T) {
-		e.etcdRestore(t)
+	t.Run("k4t etcd backup; restore --dry-run lists every step and changes nothing", func(t *testing.T) {
+		e.etcdRestorePlanned(t)
 	})
 	t.Run("scheduled etcd snapshots on every member: run now, kept, --status, --collect", func(t *testing.T) {
 		e.etcdScheduledSnapshots(t)
@@ -242,7 +242,7 @@ func TestHACluster(t *testing.T) {
 	t.Run("etcd restore refuses a snapshot with a flipped byte before anything stops", func(t *testing.T) {
 		e.etcdRestoreRefusesDamaged(t)
 	})
-	t.Run("etcd restore killed -9 after the members stopped: other commands refuse; the re-run finishes it", func(t *testing.T) {
+	t.Run("etcd restore from the backup killed -9 after the members stopped: other commands refuse; the re-run finishes it: ConfigMap A back, B and C gone, every node Ready, hashkv identical", func(t *testing.T) {
 		e.etcdRestoreKilled(t)
 	})
 	t.Run("the scheduled renew (threshold 400d: every leaf) rolls the masters one at a time under a probe through the VIP; a killed renew is finished", func(t *testing.T) {

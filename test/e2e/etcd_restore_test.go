@@ -16,9 +16,10 @@ import (
 // "web" exists and leave the cluster with 3 healthy members, every node
 // Ready and "web" running, for the delete tests that follow.
 
-// etcdRestore: ConfigMap A, backup, ConfigMap B, A deleted; the restore
-// brings back A and not B, under a probe through the VIP.
-func (e *env) etcdRestore(t *testing.T) {
+// etcdRestorePlanned: ConfigMap A, backup, ConfigMap B, A deleted; a dry
+// run of the restore lists every step and changes nothing. The restore
+// itself is etcdRestoreKilled's, from this backup.
+func (e *env) etcdRestorePlanned(t *testing.T) {
 	e.mustKubectl("create", "configmap", "restore-a", "--from-literal=k=a")
 	e.etcdBackup(t)
 	e.mustKubectl("create", "configmap", "restore-b", "--from-literal=k=b")
@@ -31,19 +32,6 @@ func (e *env) etcdRestore(t *testing.T) {
 	mustContain(t, "restore --dry-run", dry.stdout, "restore backup-", "stop kube-apiserver", "move /var/lib/etcd aside", "restart kubelet")
 	if out := e.mustKubectl("get", "configmap", "restore-b", "-o", "name"); !strings.Contains(out, "restore-b") {
 		t.Fatalf("the dry run changed the cluster: %q", out)
-	}
-
-	p := startProbe(t, e.kubeconfig(), "https://"+vip+":6443")
-	r := e.k4t("etcd", "restore", "--from", "latest", "--yes", "-f", e.inv)
-	calls, failures, longest := p.finish()
-	if r.code != 0 {
-		t.Fatalf("etcd restore: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 30))
-	}
-	e.assertRestored(t, "restore-a", "restore-b")
-	fmt.Printf("FIGURE etcd-restore: wall %s; API through the VIP down %s (%d of %d probe calls failed, 200 ms apart)\n",
-		r.duration.Round(100*time.Millisecond), longest.Round(100*time.Millisecond), len(failures), calls)
-	if again := e.k4t("etcd", "restore", "--from", "latest", "--dry-run", "-f", e.inv); again.code != 0 {
-		t.Errorf("a dry run after the restore: exit %d\n%s", again.code, again.stderr)
 	}
 }
 
@@ -194,17 +182,22 @@ func (e *env) etcdRestoreRefusesDamaged(t *testing.T) {
 	}
 }
 
-// etcdRestoreKilled: a restore from the newest (collected) snapshot is
+// etcdRestoreKilled: the restore from etcdRestorePlanned's backup is
 // killed right after the first member's data was swapped; other commands
-// refuse to run; the re-run finishes it.
+// refuse to run; the re-run finishes it: ConfigMap A is back, B (made after
+// the backup) and C (made now) are gone.
 func (e *env) etcdRestoreKilled(t *testing.T) {
+	dbs, _ := filepath.Glob(filepath.Join(e.stateDir, "clusters", "lab", "backups", "etcd", "backup-*.db"))
+	if len(dbs) != 1 {
+		t.Fatalf("%d backup snapshot(s) in the state dir, want etcdRestorePlanned's", len(dbs))
+	}
 	e.mustKubectl("create", "configmap", "restore-c", "--from-literal=k=c")
 	p := startProbe(t, e.kubeconfig(), "https://"+vip+":6443")
 	killed := e.k4tWatched(func(ev map[string]any, kill func()) {
 		if ev["type"] == "change" && ev["action"] == "applied" && ev["phase"] == "etcd-restore-swap" {
 			kill()
 		}
-	}, "etcd", "restore", "--from", "latest", "--yes", "-f", e.inv)
+	}, "etcd", "restore", "--from", dbs[0], "--yes", "-f", e.inv)
 	if killed.code == 0 {
 		t.Fatalf("the restore ended before it was killed:\n%s", tail(killed.stdout, 20))
 	}
@@ -213,13 +206,16 @@ func (e *env) etcdRestoreKilled(t *testing.T) {
 		t.Errorf("plan ran with a restore half done:\n%s", tail(plan.stdout, 10))
 	}
 	mustContain(t, "plan during a restore", plan.stderr, "stopped half-way", "k4t etcd restore --from")
-	again := e.k4t("etcd", "restore", "--from", "latest", "--yes", "-f", e.inv)
+	again := e.k4t("etcd", "restore", "--from", dbs[0], "--yes", "-f", e.inv)
 	calls, failures, longest := p.finish()
 	if again.code != 0 {
 		t.Fatalf("the re-run: exit %d\n%s\n%s", again.code, again.stderr, tail(again.stdout, 30))
 	}
 	mustContain(t, "the re-run", again.stdout, "finishing restore")
-	e.assertRestored(t, "restore-a", "restore-c")
+	e.assertRestored(t, "restore-a", "restore-b")
+	if out, err := e.kubectl("get", "configmap", "restore-c", "-o", "name", "--ignore-not-found"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("ConfigMap restore-c, made after the snapshot, is still there: %v %q", err, out)
+	}
 	fmt.Printf("FIGURE etcd-restore-killed: killed after %s, re-run %s; API through the VIP down %s (%d of %d probe calls failed)\n",
 		killed.duration.Round(100*time.Millisecond), again.duration.Round(100*time.Millisecond), longest.Round(100*time.Millisecond), len(failures), calls)
 	if r := e.k4t("etcd", "backup", "--remove", "-f", e.inv); r.code != 0 {

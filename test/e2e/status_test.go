@@ -3,8 +3,10 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,8 +97,13 @@ type statusReport struct {
 func (e *env) statusNames(t *testing.T, brk string, args []string, want ...string) statusReport {
 	t.Helper()
 	args = append(append([]string{"status", "-f", e.inv}, args...), "-o")
-	text := e.k4t(append(args, "text")...)
-	js := e.k4t(append(args, "json")...)
+	// The two reads run side by side: status only reads.
+	var text, js result
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); text = e.k4t(append(slices.Clone(args), "text")...) }()
+	js = e.k4t(append(slices.Clone(args), "json")...)
+	wg.Wait()
 	var rep statusReport
 	if err := json.Unmarshal([]byte(js.stdout), &rep); err != nil {
 		t.Fatalf("%s: status -o json: exit %d, %v\n%s", brk, js.code, err, js.stderr)
