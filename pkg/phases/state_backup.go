@@ -54,6 +54,7 @@ type StateBackup struct {
 	Written []string
 
 	mu      sync.Mutex
+	archive []byte
 	sealed  []byte
 	hash    string
 	record  stateBackupRecord
@@ -65,21 +66,49 @@ func (*StateBackup) Title() string {
 	return "state dir: an encrypted copy on each stateBackup target whose copy is out of date"
 }
 
-// Hosts are the targets; with Due, only those whose last copy is older
-// than their `every`, so a scheduled run that has nothing due connects to
-// no host.
+// Hosts are the targets whose copy is out of date (the state dir's content
+// changed since their last copy) and, with Due, due: a quiet bastion, or a
+// scheduled run with nothing due, connects to no host.
 func (p *StateBackup) Hosts(r *engine.Run) []*v1alpha1.Host {
 	rec := readBackupRecord(r.State)
+	hash, _ := p.content(r) // an error shows in Prepare
 	var hs []*v1alpha1.Host
 	for _, t := range r.Cluster.Spec.StateBackup.Targets {
-		if last, ok := rec.Targets[t.Host]; ok && p.Due && r.Now().Sub(last.Time) < t.Every.Duration {
-			continue
-		}
-		if h := r.Cluster.Host(t.Host); h != nil {
+		last, ok := rec.Targets[t.Host]
+		if h := r.Cluster.Host(t.Host); h != nil && p.wants(r, t, last, ok, hash, r.Now()) {
 			hs = append(hs, h)
 		}
 	}
 	return hs
+}
+
+// wants says whether target t gets a copy of content hash at now, given its
+// last copy (ok: there is one).
+func (p *StateBackup) wants(r *engine.Run, t v1alpha1.StateBackupTarget, last stateCopy, ok bool, hash string, now time.Time) bool {
+	if !ok {
+		return true
+	}
+	if hash != "" && last.Hash == hash {
+		return false
+	}
+	// A scheduled run comes every tick: a target is due when waiting for
+	// the next run would make its copy later than its every.
+	return !p.Due || now.Sub(last.Time)+StateBackupTick(r.Cluster.Spec.StateBackup.Targets) > t.Every.Duration
+}
+
+// content archives the state dir once per run: its bytes and their hash.
+func (p *StateBackup) content(r *engine.Run) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hash != "" {
+		return p.hash, nil
+	}
+	archive, hash, err := r.State.Archive()
+	if err != nil {
+		return "", fmt.Errorf("archiving the state dir: %w", err)
+	}
+	p.archive, p.hash = archive, hash
+	return hash, nil
 }
 
 func readBackupRecord(st *state.Dir) stateBackupRecord {
@@ -106,14 +135,12 @@ func (p *StateBackup) Prepare(_ context.Context, r *engine.Run) error {
 	if created {
 		p.Identity = identity
 	}
-	archive, hash, err := r.State.Archive()
-	if err != nil {
-		return fmt.Errorf("archiving the state dir: %w", err)
-	}
-	if p.sealed, err = state.Seal(archive, rcpt); err != nil {
+	if _, err := p.content(r); err != nil {
 		return err
 	}
-	p.hash = hash
+	if p.sealed, err = state.Seal(p.archive, rcpt); err != nil {
+		return err
+	}
 	p.record = readBackupRecord(r.State)
 	return nil
 }
@@ -132,11 +159,9 @@ func (p *StateBackup) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.C
 	t := target(r, hc.Name())
 	p.mu.Lock()
 	last, ok := p.record.Targets[hc.Name()]
+	hash := p.hash
 	p.mu.Unlock()
-	if ok && last.Hash == p.hash {
-		return nil, nil // nothing changed since the last copy here
-	}
-	if ok && p.Due && p.started.Sub(last.Time) < t.Every.Duration {
+	if !p.wants(r, t, last, ok, hash, p.started) {
 		return nil, nil
 	}
 	dir := StateBackupDir(r.Cluster.Metadata.Name)

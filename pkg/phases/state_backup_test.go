@@ -49,14 +49,15 @@ func TestStateBackupAndRestore(t *testing.T) {
 		t.Errorf("a backup with nothing changed: identity %q, written %v", again.Identity, again.Written)
 	}
 
-	// Scheduled runs (--due): a changed state dir goes to each target only
-	// once its `every` has passed since its last copy.
+	// Scheduled runs (--due, every tick = 2m): a changed state dir goes to a
+	// target once waiting for the next run would make its copy later than
+	// its every; a target whose copy is current is not even connected to.
 	r.State.WriteFile(r.State.Path("hosts.yaml"), []byte("changed"), 0o644)
 	now := r.Now()
 	for _, step := range []struct {
 		after        time.Duration
 		due, written int
-	}{{time.Minute, 0, 0}, {3 * time.Minute, 1, 1}, {61 * time.Minute, 2, 1}} { // master1's copy is then current
+	}{{time.Minute, 1, 1}, {3 * time.Minute, 0, 0}, {59 * time.Minute, 1, 1}} { // master1 (2m), nothing new, worker1 (1h)
 		r.Options.Now = func() time.Time { return now.Add(step.after) }
 		due := &StateBackup{Due: true}
 		if got := len(due.Hosts(r)); got != step.due {

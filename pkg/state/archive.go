@@ -28,9 +28,20 @@ import (
 // notArchived are the parts of the state dir a copy leaves out: logs grow
 // without bound, etcd snapshots are large and have their own schedule on
 // the members, and the backup's own record changes with every copy. Nor do
-// lock files or scheduled jobs' last results (*.status.json): a scheduled
-// run that changed nothing else must not make the next copy new.
-var notArchived = []string{"logs", "backups", BackupRecord}
+// lock files, temporary files, scheduled jobs' last results (*.status.json)
+// or the bastion's own job files (a new bastion installs its schedules
+// again): a scheduled run that changed nothing else must not make the next
+// copy new.
+var notArchived = []string{"logs", "backups", BackupRecord, "certs-job.sh", "state-backup-job.sh", "state-backup-schedule.json"}
+
+// archived says whether the file at rel (relative to the state dir) goes
+// into a copy.
+func archived(rel string) bool {
+	top, _, _ := strings.Cut(rel, string(filepath.Separator))
+	base := filepath.Base(rel)
+	return !slices.Contains(notArchived, top) && !strings.HasSuffix(rel, ".lock") && !strings.HasSuffix(rel, ".status.json") &&
+		!strings.HasSuffix(rel, ".tmp") && !strings.Contains(base, ".tmp-") && !strings.HasSuffix(rel, ".k4t-tmp")
+}
 
 // BackupRecord is the state dir's record of the copies made (per target:
 // the content hash and the time of the last copy).
@@ -52,8 +63,7 @@ func (d *Dir) Archive() ([]byte, string, error) {
 		if rel == "." {
 			return nil
 		}
-		top, _, _ := strings.Cut(rel, string(filepath.Separator))
-		if slices.Contains(notArchived, top) || strings.HasSuffix(rel, ".lock") || strings.HasSuffix(rel, ".status.json") {
+		if !archived(rel) {
 			if e.IsDir() {
 				return filepath.SkipDir
 			}
@@ -74,6 +84,9 @@ func (d *Dir) Archive() ([]byte, string, error) {
 	sum := sha256.New()
 	for _, rel := range files {
 		b, err := os.ReadFile(filepath.Join(d.Root, rel))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since the walk (another k4t run replaced it)
+		}
 		if err != nil {
 			return nil, "", err
 		}

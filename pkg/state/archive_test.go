@@ -35,6 +35,8 @@ func TestArchiveSealRoundTrip(t *testing.T) {
 	d.WriteFile(d.Path(BackupRecord), []byte(`{"x":1}`), 0o600)
 	d.WriteFile(d.Path("state-backup.status.json"), []byte(`{"exitCode":0}`), 0o600)
 	d.WriteFile(d.Path("state-backup-job.lock"), nil, 0o600)
+	d.WriteFile(d.Path("state-backup-job.sh"), []byte("#!/bin/sh"), 0o700)
+	d.WriteFile(d.Path("pki", ".ca.crt.tmp-123"), []byte("half"), 0o600)
 	_, h2, _ := d.Archive()
 	if h1 != h2 {
 		t.Error("logs, the backup record, a job's last result or a lock changed the hash")
