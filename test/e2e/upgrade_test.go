@@ -135,7 +135,7 @@ func (e *env) upgradeUnderLoad(t *testing.T) {
 	}
 	t.Logf("upgrade killed -9 at %s, in master2's kubeadm upgrade node", killedAt)
 	// 2. The re-run carries on; worker1's drain is blocked by the stuck PDB.
-	r2 := e.k4t("upgrade", "-f", e.inv, "--drain-timeout", "15s")
+	r2 := e.k4t("upgrade", "-f", e.inv, "--drain-timeout", "30s")
 	if r2.code == 0 {
 		t.Fatalf("upgrade with an unsatisfiable PDB on worker1 succeeded\n%s", tail(r2.stdout, 30))
 	}
