@@ -110,6 +110,13 @@ func stateSchedule(cmd *cobra.Command, g *globalFlags, hf hostsFlags, install, r
 	if err != nil {
 		return err
 	}
+	// The identity is shown once, when it is made: here, not in the job's log.
+	if _, identity, created, err := st.BackupRecipient(); err != nil {
+		return err
+	} else if created {
+		fmt.Fprintf(cmd.ErrOrStderr(), "A new identity opens the copies; it is in %s. Keep a copy apart from this bastion:\n%s",
+			st.Path("secrets", "state-backup-identity.txt"), identity)
+	}
 	tick := phases.StateBackupTick(cl.Spec.StateBackup.Targets)
 	info, warning, err := phases.InstallStateSchedule(ctx, sch, st, phases.StateBackupJob(st, cl.Metadata.Name, bin, root, inv, tick))
 	if err != nil {

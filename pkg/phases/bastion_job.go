@@ -40,7 +40,7 @@ func installBastionJob(ctx context.Context, s *schedule.Scheduler, st *state.Dir
 	}
 	info.Kind, info.Files, info.Every, info.Installed = installed.Kind, installed.Files, templates.FormatDays(j.Every), time.Now().UTC()
 	if installed.Kind == schedule.Cron {
-		info.Schedule, _ = templates.CronSchedule(j.Every, j.Cluster)
+		info.Schedule, _ = templates.CronSchedule(j.Every, j.Unit)
 	}
 	b, _ := json.MarshalIndent(info, "", "  ")
 	if err := st.WriteFile(infoPath, append(b, '\n'), 0o600); err != nil {

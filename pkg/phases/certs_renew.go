@@ -54,6 +54,9 @@ type RenewOptions struct {
 	Validity time.Duration
 	// Timeouts of the health gates; zero means the defaults.
 	ReadyTimeout time.Duration
+	// PodRestartTimeout bounds the wait for static pods' new containers;
+	// zero means 6 min, beyond kubelet's longest restart back-off (5 min).
+	PodRestartTimeout time.Duration
 	// Poll is the interval of every wait; zero means 1s.
 	Poll time.Duration
 }
@@ -105,6 +108,9 @@ func NewCertsRenewal(o RenewOptions) (*CertsRenewal, error) {
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 3 * time.Minute
+	}
+	if o.PodRestartTimeout <= 0 {
+		o.PodRestartTimeout = 6 * time.Minute
 	}
 	return &CertsRenewal{Opts: o, names: names}, nil
 }
@@ -545,7 +551,9 @@ func (rn *renewer) restartPods(ctx context.Context, hc *engine.HostCtx, pods []s
 			return err
 		}
 	}
-	return rn.wait(ctx, hc, rn.Opts.ReadyTimeout, "new containers of "+strings.Join(pods, ", "), func() (bool, string, error) {
+	// kubelet's restart back-off (up to 5 min for a container that exited
+	// often lately, e.g. a controller-manager that lost its lease) is waited out.
+	return rn.wait(ctx, hc, rn.Opts.PodRestartTimeout, "new containers of "+strings.Join(pods, ", "), func() (bool, string, error) {
 		var missing []string
 		for _, p := range pods {
 			res, err := hc.Conn.Run(ctx, transport.Cmd{Command: crictl + " ps -q --name '^" + p + "$'", Timeout: 30 * time.Second, ReadOnly: true})

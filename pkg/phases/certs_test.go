@@ -583,7 +583,7 @@ func TestRenewFailureNamesCertsPhase(t *testing.T) {
 func TestStaticPodNotRestartedIsNamed(t *testing.T) {
 	cc := newCertCluster(t, "master1")
 	cc.stuck["master1/kube-scheduler"] = true
-	_, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"scheduler.conf"}, Poll: time.Millisecond, ReadyTimeout: 20 * time.Millisecond})
+	_, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"scheduler.conf"}, Poll: time.Millisecond, PodRestartTimeout: 20 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "new containers of kube-scheduler") || !strings.Contains(err.Error(), "crictl ps -a") {
 		t.Fatalf("err %v", err)
 	}

@@ -99,7 +99,7 @@ func (j BastionJob) render(file string, cron bool) ([]byte, error) {
 		return nil, err
 	}
 	if cron {
-		if v.Schedule, err = CronSchedule(j.Every, j.Cluster); err != nil {
+		if v.Schedule, err = CronSchedule(j.Every, j.Unit); err != nil {
 			return nil, err
 		}
 	}
