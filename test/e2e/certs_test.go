@@ -165,6 +165,14 @@ func (e *env) watchHealth(members []string, stop <-chan struct{}) (minEtcd, minR
 	return minEtcd, minReady, done
 }
 
+// allNodesReady: every node Ready now (within 30 s).
+func (e *env) allNodesReady(t *testing.T) {
+	t.Helper()
+	if out, err := e.kubectl("wait", "--for=condition=Ready", "nodes", "--all", "--timeout=30s"); err != nil {
+		t.Errorf("nodes not Ready: %v\n%s", err, out)
+	}
+}
+
 func etcdEndpoints(members []string) string {
 	ips := map[string]string{"master1": "10.77.0.13", "master2": "10.77.0.14", "master3": "10.77.0.15"}
 	var eps []string
@@ -270,6 +278,7 @@ func (e *env) certsRenewHA(t *testing.T) {
 	if *minReady < 5 {
 		t.Errorf("only %d node(s) Ready at one point", *minReady)
 	}
+	e.allNodesReady(t) // a blip the sampling forgave must be over
 	after, ar := e.checkCerts(t)
 	if ar.code != 0 {
 		t.Errorf("check-expiration after the renewal: exit %d\n%s", ar.code, ar.stderr)

@@ -135,6 +135,12 @@ func TestHACluster(t *testing.T) {
 		if err := e.lab.Kill(ctx, holder); err != nil {
 			t.Fatal(err)
 		}
+		restarted := false
+		defer func() { // even when a check below fails: the subtests after it need both slb
+			if !restarted {
+				e.lab.Start(context.WithoutCancel(ctx), holder)
+			}
+		}()
 		// A probe every 100 ms, each on its own (a probe waiting out its timeout
 		// must not delay the next): the first answer is when the API is back.
 		answered := make(chan time.Duration, 1)
@@ -172,6 +178,7 @@ func TestHACluster(t *testing.T) {
 			t.Errorf("API back after %s, want <= 5s", back)
 		}
 		e.statusVIPMoved(t, holder)
+		restarted = true
 		if err := e.lab.Start(ctx, holder); err != nil {
 			t.Fatal(err)
 		}

@@ -53,6 +53,7 @@ func (e *env) repairEmptiedMember(t *testing.T, member string) {
 	if *minReady < 5 {
 		t.Errorf("only %d node(s) Ready at one point", *minReady)
 	}
+	e.allNodesReady(t)
 	if len(failures) > 0 {
 		t.Errorf("%d API call(s) through the VIP failed:\n%s", len(failures), strings.Join(failures, "\n"))
 	}
