@@ -10,7 +10,7 @@ UPGRADE_FROM ?= v1.36.3
 ETCD_VERSION ?= v3.6.16
 ARTIFACT_CACHE ?= /var/cache/k4t/artifacts
 FUZZTIME ?= 30000x
-E2E_TIMEOUT ?= 45m
+E2E_TIMEOUT ?= 75m
 
 .PHONY: all build test unit fuzz e2e bench demo demo-down artifacts upgrade-artifacts lab-artifacts lint clean
 
