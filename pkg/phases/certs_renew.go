@@ -546,8 +546,10 @@ func (rn *renewer) restartPods(ctx context.Context, hc *engine.HostCtx, pods []s
 	}
 	old := strings.Fields(string(before.Stdout))
 	if len(old) > 0 {
+		// A container gone since the listing was replaced already: that
+		// is no failure, and a stop that did fail shows as the wait below.
 		if err := rn.cmd(ctx, hc, "stop the containers of "+strings.Join(pods, ", ")+" (kubelet starts new ones)",
-			crictl+" stop --timeout 5 "+strings.Join(old, " ")+" >/dev/null", time.Minute); err != nil {
+			crictl+" stop --timeout 5 "+strings.Join(old, " ")+" >/dev/null 2>&1 || true", time.Minute); err != nil {
 			return err
 		}
 	}
