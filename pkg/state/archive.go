@@ -40,7 +40,7 @@ func archived(rel string) bool {
 	top, _, _ := strings.Cut(rel, string(filepath.Separator))
 	base := filepath.Base(rel)
 	return !slices.Contains(notArchived, top) && !strings.HasSuffix(rel, ".lock") && !strings.HasSuffix(rel, ".status.json") &&
-		!strings.HasSuffix(rel, ".tmp") && !strings.Contains(base, ".tmp-") && !strings.HasSuffix(rel, ".k4t-tmp")
+		!strings.HasSuffix(rel, ".tmp") && !strings.Contains(base, ".tmp-")
 }
 
 // BackupRecord is the state dir's record of the copies made (per target:

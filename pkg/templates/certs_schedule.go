@@ -80,22 +80,6 @@ func FormatDays(d time.Duration) string {
 	return s
 }
 
-// CertsJob renders the job script.
-func CertsJob(in CertsJobInput) ([]byte, error) { return certsJob(in, BastionJob.Script) }
-
-// CertsService renders the oneshot unit that runs the job.
-func CertsService(in CertsJobInput) ([]byte, error) { return certsJob(in, BastionJob.Service) }
-
-// CertsTimer renders the timer that starts the service every in.Every (and after boot).
-func CertsTimer(in CertsJobInput) ([]byte, error) { return certsJob(in, BastionJob.Timer) }
-
-// CertsCron renders the /etc/cron.d entry for hosts without systemd as PID 1.
-func CertsCron(in CertsJobInput) ([]byte, error) { return certsJob(in, BastionJob.Cron) }
-
-func certsJob(in CertsJobInput, render func(BastionJob) ([]byte, error)) ([]byte, error) {
-	return render(in.Bastion())
-}
-
 // CronSchedule turns an interval into cron's five fields. Cron counts calendar fields, so
 // only intervals that divide them evenly are accepted: N minutes dividing 60, N hours
 // dividing 24, or whole days (every N days restarts on the 1st of each month). The minute

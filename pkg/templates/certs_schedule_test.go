@@ -26,8 +26,8 @@ func labCertsJob() CertsJobInput {
 // (`go test ./pkg/templates -update` rewrites them).
 func TestCertsScheduleGolden(t *testing.T) {
 	in := labCertsJob()
-	cases := map[string]func(CertsJobInput) ([]byte, error){
-		"certs-job.sh": CertsJob, "k4t-certs-lab.service": CertsService, "k4t-certs-lab.timer": CertsTimer, "k4t-certs-lab.cron": CertsCron,
+	cases := map[string]func(BastionJob) ([]byte, error){
+		"certs-job.sh": BastionJob.Script, "k4t-certs-lab.service": BastionJob.Service, "k4t-certs-lab.timer": BastionJob.Timer, "k4t-certs-lab.cron": BastionJob.Cron,
 	}
 	fb := CertsFallbackInput{Before: 14 * 24 * time.Hour, Index: 1, Count: 3, Seed: "lab"}
 	fallback := map[string]func(CertsFallbackInput) ([]byte, error){
@@ -35,7 +35,7 @@ func TestCertsScheduleGolden(t *testing.T) {
 	}
 	all := map[string]func() ([]byte, error){}
 	for f, fn := range cases {
-		all[f] = func() ([]byte, error) { return fn(in) }
+		all[f] = func() ([]byte, error) { return fn(in.Bastion()) }
 	}
 	for f, fn := range fallback {
 		all[f] = func() ([]byte, error) { return fn(fb) }
@@ -70,7 +70,7 @@ func TestCertsScheduleRejectsBadInput(t *testing.T) {
 	in.Inventory = "hosts.yaml"
 	in.Log = "/tmp/my log"
 	in.Every = time.Second
-	_, err := CertsTimer(in)
+	_, err := in.Bastion().Timer()
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -144,7 +144,7 @@ func TestCertsJobRuns(t *testing.T) {
 	in := CertsJobInput{Cluster: "lab", Binary: bin, StateRoot: dir, Inventory: dir + "/hosts.yaml",
 		Log: dir + "/renew.log", Status: dir + "/status.json", Lock: dir + "/lock", Job: dir + "/job.sh",
 		Every: time.Hour, RenewBefore: 3 * time.Hour}
-	job, err := CertsJob(in)
+	job, err := in.Bastion().Script()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +185,8 @@ func TestCertsUnitsVerify(t *testing.T) {
 	dir := t.TempDir()
 	in := labCertsJob()
 	in.Job = "/bin/true"
-	svc, _ := CertsService(in)
-	tmr, _ := CertsTimer(in)
+	svc, _ := in.Bastion().Service()
+	tmr, _ := in.Bastion().Timer()
 	os.WriteFile(filepath.Join(dir, "k4t-certs-lab.service"), svc, 0o644)
 	os.WriteFile(filepath.Join(dir, "k4t-certs-lab.timer"), tmr, 0o644)
 	out, err := exec.Command(sa, "verify", "--man=no", filepath.Join(dir, "k4t-certs-lab.timer"), filepath.Join(dir, "k4t-certs-lab.service")).CombinedOutput()
