@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -43,6 +44,9 @@ func Inventory(hosts []Host, keyFile, vip string) (*v1alpha1.Cluster, error) {
 		})
 	}
 	c.Spec.ControlPlaneEndpoint = v1alpha1.Endpoint{Address: vip}
+	// VRRPv3 adverts every 200 ms: a dead VIP holder is replaced in under a
+	// second (issue 16), and the failover tests measure it.
+	c.Spec.LoadBalancer = v1alpha1.LoadBalancer{VRRPVersion: 3, AdvertInterval: v1alpha1.Duration{Duration: 200 * time.Millisecond}}
 	c.Spec.Preflight = v1alpha1.Preflight{IgnoreErrors: []string{"SystemVerification"}}
 	// What kubelet and containerd need inside an nspawn host on a cgroup v1
 	// machine whose disk may be well used (docs/lab.md).

@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"time"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -97,7 +98,10 @@ func TestInventoryShape(t *testing.T) {
 	if h.Name != "master1" || h.Address != "10.77.0.13" || !h.HasRole(v1alpha1.RoleMaster) || h.SSH.KeyFile != "/var/lib/k4t-lab/id_ed25519" {
 		t.Errorf("host 2: %+v", h)
 	}
-	for _, s := range []string{"loadBalancer", "etcd:", "network:"} {
+	if lb := back.Spec.LoadBalancer; lb.VRRPVersion != 3 || lb.AdvertInterval.Duration != 200*time.Millisecond {
+		t.Errorf("loadBalancer %+v, want VRRPv3 adverts every 200ms", lb)
+	}
+	for _, s := range []string{"etcd:", "network:"} {
 		if strings.Contains(string(b), s) {
 			t.Errorf("inventory has empty section %q:\n%s", s, b)
 		}

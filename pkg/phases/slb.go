@@ -116,14 +116,16 @@ func (s *SLB) render(hc *engine.HostCtx, f *engine.Facts) ([]transport.File, err
 	if iface == "" {
 		return nil, fmt.Errorf("no interface holds %s; set spec.loadBalancer.interface", hc.Host.InternalAddress)
 	}
-	pass, err := vrrpPassword(r)
-	if err != nil {
-		return nil, err
+	pass := ""
+	if lb.VRRPVersion != 3 { // version 3 adverts carry no password
+		if pass, err = vrrpPassword(r); err != nil {
+			return nil, err
+		}
 	}
 	ka, err := templates.Keepalived(templates.KeepalivedInput{
 		RouterID: hc.Name(), Interface: iface, VirtualRouterID: lb.VirtualRouterID,
 		Priority: templates.KeepalivedPriority(idx), UnicastSrcIP: hc.Host.InternalAddress, UnicastPeers: peers,
-		VIP: vip.Address, VIPPrefix: lb.VIPPrefix, VRRPVersion: 2, AuthPass: pass,
+		VIP: vip.Address, VIPPrefix: lb.VIPPrefix, VRRPVersion: lb.VRRPVersion, AdvertInterval: lb.AdvertInterval.Duration, AuthPass: pass,
 	})
 	if err != nil {
 		return nil, err

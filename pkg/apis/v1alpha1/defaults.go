@@ -21,6 +21,7 @@ const (
 	DefaultVirtualRouterID   = 51
 	DefaultVIPPrefixV4       = 24
 	DefaultVIPPrefixV6       = 64
+	DefaultAdvertInterval    = time.Second
 	DefaultConnectTimeout    = 10 * time.Second
 	DefaultCertValidity      = 8760 * time.Hour  // 1 year
 	DefaultCAValidity        = 87600 * time.Hour // 10 years
@@ -60,12 +61,23 @@ func (c *Cluster) SetDefaults() {
 		}
 	}
 	setInt(&s.LoadBalancer.VirtualRouterID, DefaultVirtualRouterID)
+	vip6 := false
+	if a, err := netip.ParseAddr(s.ControlPlaneEndpoint.Address); err == nil && a.Is6() && !a.Is4In6() {
+		vip6 = true
+	}
 	if s.LoadBalancer.VIPPrefix == 0 {
 		s.LoadBalancer.VIPPrefix = DefaultVIPPrefixV4
-		if a, err := netip.ParseAddr(s.ControlPlaneEndpoint.Address); err == nil && a.Is6() && !a.Is4In6() {
+		if vip6 {
 			s.LoadBalancer.VIPPrefix = DefaultVIPPrefixV6
 		}
 	}
+	if s.LoadBalancer.VRRPVersion == 0 {
+		s.LoadBalancer.VRRPVersion = 2
+		if vip6 {
+			s.LoadBalancer.VRRPVersion = 3
+		}
+	}
+	setDuration(&s.LoadBalancer.AdvertInterval, DefaultAdvertInterval)
 
 	k := &s.Kubernetes
 	setString(&k.Version, DefaultKubernetesVersion)

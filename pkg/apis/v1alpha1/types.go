@@ -154,6 +154,15 @@ type LoadBalancer struct {
 	// HealthCheckInterval is how often HAProxy checks each kube-apiserver's
 	// /readyz; default 1s (a master is out after two failed checks).
 	HealthCheckInterval Duration `json:"healthCheckInterval,omitempty" yaml:"healthCheckInterval,omitempty"`
+	// VRRPVersion is keepalived's VRRP version: 2 (the default for an IPv4
+	// VIP; adverts carry authPassword) or 3 (required for an IPv6 VIP; no
+	// authentication, sub-second adverts).
+	VRRPVersion int `json:"vrrpVersion,omitempty" yaml:"vrrpVersion,omitempty"`
+	// AdvertInterval is the time between VRRP adverts; default 1s. A backup
+	// takes the VIP after about three missed adverts, so a holder's death
+	// costs ~3.5 intervals: 200ms with vrrpVersion 3 moves the VIP in under
+	// a second. Whole seconds with version 2; multiples of 10ms with 3.
+	AdvertInterval Duration `json:"advertInterval,omitempty" yaml:"advertInterval,omitempty"`
 }
 
 type Kubernetes struct {

@@ -395,6 +395,33 @@ func hostNames(hs []*Host) string {
 	return strings.Join(names, ", ")
 }
 
+// vrrp checks keepalived's VRRP version and advert interval (what
+// keepalived accepts for each version).
+func (v *checker) vrrp(lb LoadBalancer) {
+	const p = "spec.loadBalancer"
+	advert := lb.AdvertInterval.Duration
+	switch lb.VRRPVersion {
+	case 2:
+		if advert%time.Second != 0 || advert < time.Second || advert > 255*time.Second {
+			v.errf(p+".advertInterval", "whole seconds from 1s to 255s with VRRP version 2; set vrrpVersion: 3 for sub-second adverts",
+				"advert interval %s is not whole seconds", advert)
+		}
+		if a, err := netip.ParseAddr(v.c.Spec.ControlPlaneEndpoint.Address); err == nil && a.Is6() && !a.Is4In6() {
+			v.errf(p+".vrrpVersion", "set vrrpVersion: 3 (or leave it out)", "an IPv6 VIP needs VRRP version 3")
+		}
+	case 3:
+		if advert%(10*time.Millisecond) != 0 || advert < 10*time.Millisecond || advert > 40*time.Second {
+			v.errf(p+".advertInterval", "a multiple of 10ms from 10ms to 40s with VRRP version 3", "advert interval %s is out of range", advert)
+		}
+		if lb.AuthPassword != nil {
+			v.warnf(p+".authPassword", "remove it: keepalived authenticates no VRRP version 3 advert (k4t sends adverts only to the other slb host)",
+				"the VRRP password is not used with version 3")
+		}
+	default:
+		v.errf(p+".vrrpVersion", "2 or 3", "VRRP version %d is unknown", lb.VRRPVersion)
+	}
+}
+
 func hasHave(n int) string {
 	if n == 1 {
 		return "has"
@@ -417,6 +444,7 @@ func (v *checker) endpoint() {
 	if lb.Interface != "" && !interfaceRE.MatchString(lb.Interface) {
 		v.errf("spec.loadBalancer.interface", "a network interface name such as eth0, at most 15 characters", "interface %q is not a valid interface name", lb.Interface)
 	}
+	v.vrrp(lb)
 	slbs := c.SLBs()
 	masters := c.Masters()
 	if len(slbs) == 0 {

@@ -160,6 +160,10 @@ var ruleCases = []ruleCase{
 	{"one master with slbs", ha(m2, "", m3, "", m1, "    - {name: m1, address: 10.0.0.21, roles: [master]} #<-\n"), "spec.hosts[2].roles", Warning, "not highly available"},
 	{"slb and master", ha(m3, "    - {name: m3, address: 10.0.0.23, roles: [master, slb]} #<-\n"), "spec.hosts[4].roles", Error, "both slb and master"},
 	{"virtual router id", haPlus("  loadBalancer:\n    virtualRouterID: 256 #<-\n"), "spec.loadBalancer.virtualRouterID", Error, "out of range"},
+	{"VRRP version", haPlus("  loadBalancer:\n    vrrpVersion: 4 #<-\n"), "spec.loadBalancer.vrrpVersion", Error, "unknown"},
+	{"sub-second adverts need VRRPv3", haPlus("  loadBalancer:\n    advertInterval: 200ms #<-\n"), "spec.loadBalancer.advertInterval", Error, "not whole seconds"},
+	{"VRRPv3 advert range", haPlus("  loadBalancer:\n    vrrpVersion: 3\n    advertInterval: 5ms #<-\n"), "spec.loadBalancer.advertInterval", Error, "out of range"},
+	{"VRRPv3 ignores the password", haPlus("  loadBalancer:\n    vrrpVersion: 3\n    authPassword: {env: VRRP} #<-\n"), "spec.loadBalancer.authPassword", Warning, "not used"},
 	{"interface", haPlus("  loadBalancer:\n    interface: 'eth 0' #<-\n"), "spec.loadBalancer.interface", Error, "not a valid interface name"},
 	{"lightweight several masters", light(m1, m1+"    - {name: m2, address: 10.0.0.22, roles: [master]}\n    - {name: m3, address: 10.0.0.23, roles: [master]}\n", "spec:", "spec: #<-"), "spec.controlPlaneEndpoint.address", Error, "no slb hosts, with 3 masters"},
 
@@ -263,10 +267,11 @@ func problemList(ps []Problem) string {
 // Cases that look wrong but are fine.
 func TestRulesAccept(t *testing.T) {
 	for name, doc := range map[string]string{
-		"ha":            haBase,
-		"lightweight":   lightBase,
-		"wider VIP net": edit(t, haBase, "address: 10.0.0.100", "address: 10.0.1.100") + "  loadBalancer: {vipPrefix: 16}\n",
-		"external etcd": edit(t, haBase, w1, w1+"    - {name: e1, address: 10.0.0.41, roles: [etcd]}\n    - {name: e2, address: 10.0.0.42, roles: [etcd]}\n    - {name: e3, address: 10.0.0.43, roles: [etcd]}\n"),
+		"ha":                         haBase,
+		"lightweight":                lightBase,
+		"wider VIP net":              edit(t, haBase, "address: 10.0.0.100", "address: 10.0.1.100") + "  loadBalancer: {vipPrefix: 16}\n",
+		"VRRPv3 adverts every 200ms": haBase + "  loadBalancer: {vrrpVersion: 3, advertInterval: 200ms}\n",
+		"external etcd":              edit(t, haBase, w1, w1+"    - {name: e1, address: 10.0.0.41, roles: [etcd]}\n    - {name: e2, address: 10.0.0.42, roles: [etcd]}\n    - {name: e3, address: 10.0.0.43, roles: [etcd]}\n"),
 		"etcd on masters, external": edit(t, edit(t, edit(t, haBase, m1, "    - {name: m1, address: 10.0.0.21, roles: [master, etcd]}\n"),
 			m2, "    - {name: m2, address: 10.0.0.22, roles: [master, etcd]}\n"), m3, "    - {name: m3, address: 10.0.0.23, roles: [master, etcd]}\n"),
 		"bastion chain": edit(t, haBase, w1, "    - {name: w1, address: 10.0.0.31, roles: [worker], ssh: {bastion: inner}}\n") +
