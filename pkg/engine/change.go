@@ -66,23 +66,56 @@ type FileOpts struct {
 // FileChange compares f with the host's copy and returns the change that
 // writes it, or nil when the host already has it (sha256, mode and owner).
 func FileChange(ctx context.Context, hc *HostCtx, phase string, f transport.File, o FileOpts) (*Change, error) {
-	if f.Mode == 0 {
-		f.Mode = 0o644
-	}
-	if f.Owner == "" {
-		f.Owner = "root:root"
-	}
-	if f.SHA256 == "" && f.Content != nil {
-		s := sha256.Sum256(f.Content)
-		f.SHA256 = hex.EncodeToString(s[:])
-	}
-	if f.SHA256 == "" {
-		return nil, fmt.Errorf("file %s: no content and no sha256", f.Path)
-	}
-	fi, err := hc.Conn.Stat(ctx, f.Path)
+	cs, err := FileChanges(ctx, hc, phase, PlannedFile{f, o})
 	if err != nil {
-		return nil, fmt.Errorf("stat %s: %w", f.Path, err)
+		return nil, err
 	}
+	return cs[0], nil
+}
+
+// PlannedFile is a file to plan and how.
+type PlannedFile struct {
+	File transport.File
+	Opts FileOpts
+}
+
+// FileChanges is FileChange of several files, with one round trip to the
+// host for all of them; a nil entry is a file the host already has.
+func FileChanges(ctx context.Context, hc *HostCtx, phase string, files ...PlannedFile) ([]*Change, error) {
+	paths := make([]string, len(files))
+	for i := range files {
+		f := &files[i].File
+		if f.Mode == 0 {
+			f.Mode = 0o644
+		}
+		if f.Owner == "" {
+			f.Owner = "root:root"
+		}
+		if f.SHA256 == "" && f.Content != nil {
+			s := sha256.Sum256(f.Content)
+			f.SHA256 = hex.EncodeToString(s[:])
+		}
+		if f.SHA256 == "" {
+			return nil, fmt.Errorf("file %s: no content and no sha256", f.Path)
+		}
+		paths[i] = f.Path
+	}
+	fis, err := hc.Conn.StatMany(ctx, paths)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Change, len(files))
+	for i, f := range files {
+		if out[i], err = fileChange(ctx, hc, phase, f.File, f.Opts, fis[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// fileChange compares f with fi, the host's copy.
+func fileChange(ctx context.Context, hc *HostCtx, phase string, f transport.File, o FileOpts, fi transport.FileInfo) (*Change, error) {
+	var err error
 	if fi.Exists && fi.SHA256 == f.SHA256 && fi.Mode.Perm() == f.Mode.Perm() && fi.Owner == f.Owner {
 		return nil, nil
 	}
@@ -175,6 +208,21 @@ func (cs *Changes) File(ctx context.Context, f transport.File, o FileOpts) (bool
 		cs.List = append(cs.List, c)
 	}
 	return c != nil, err
+}
+
+// Files plans several files as File does, with one round trip to the host,
+// and reports which differ.
+func (cs *Changes) Files(ctx context.Context, files ...PlannedFile) ([]bool, error) {
+	list, err := FileChanges(ctx, cs.hc, cs.phase, files...)
+	if err != nil {
+		return nil, err
+	}
+	changed := make([]bool, len(list))
+	for i, c := range list {
+		changed[i] = c != nil
+		cs.Add(c)
+	}
+	return changed, nil
 }
 
 // Add appends changes, skipping nils.

@@ -7,8 +7,8 @@ import (
 	"os"
 	"reflect"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 

@@ -68,18 +68,14 @@ func nodeRegistration(r *engine.Run, h *v1alpha1.Host) templates.NodeRegistratio
 func (p *ControlPlane) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, error) {
 	r := hc.Run
 	var out []*engine.Change
+	// The certificates and the kubeadm config, planned with one round trip.
+	var files []engine.PlannedFile
 	for _, f := range masterPKI {
 		file, o, err := pkiFile(r, f.rel, f.remote)
 		if err != nil {
 			return nil, err
 		}
-		c, err := engine.FileChange(ctx, hc, p.Name(), file, o)
-		if err != nil {
-			return nil, err
-		}
-		if c != nil {
-			out = append(out, c)
-		}
+		files = append(files, engine.PlannedFile{File: file, Opts: o})
 	}
 	first := hc.Name() == r.Cluster.FirstMaster().Name
 	var cfg []byte
@@ -92,12 +88,15 @@ func (p *ControlPlane) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.
 	if err != nil {
 		return nil, err
 	}
-	c, err := engine.FileChange(ctx, hc, p.Name(), transport.File{Path: kubeadmConfigPath, Mode: 0o600, Content: cfg}, engine.FileOpts{Secret: true})
+	files = append(files, engine.PlannedFile{File: transport.File{Path: kubeadmConfigPath, Mode: 0o600, Content: cfg}, Opts: engine.FileOpts{Secret: true}})
+	fileChanges, err := engine.FileChanges(ctx, hc, p.Name(), files...)
 	if err != nil {
 		return nil, err
 	}
-	if c != nil {
-		out = append(out, c)
+	for _, c := range fileChanges {
+		if c != nil {
+			out = append(out, c)
+		}
 	}
 	if first {
 		kc, err := kubeadmChange(ctx, hc, p.Name(), "kubeadm init", initDone, "kubeadm init --config "+kubeadmConfigPath)

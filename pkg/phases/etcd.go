@@ -66,17 +66,15 @@ func (e *Etcd) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, 
 	if err != nil {
 		return nil, err
 	}
-	binChanged := false
+	// Every file of the member, planned with one round trip: the binaries
+	// (etcd's own first), its certificates, then its env and unit.
+	var files []engine.PlannedFile
 	for _, name := range []string{"etcd", "etcdctl", "etcdutl"} {
 		f, err := artifactFile(ctx, r, name)
 		if err != nil {
 			return nil, err
 		}
-		ch, err := cs.File(ctx, f, engine.FileOpts{Binary: true})
-		if err != nil {
-			return nil, err
-		}
-		binChanged = binChanged || (ch && name == "etcd")
+		files = append(files, engine.PlannedFile{File: f, Opts: engine.FileOpts{Binary: true}})
 	}
 	pki := []struct{ rel, remote string }{
 		{certs.EtcdCA + ".crt", templates.EtcdCAFile},
@@ -87,21 +85,13 @@ func (e *Etcd) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, 
 		{certs.EtcdHealthcheck + ".crt", etcdHealthCert},
 		{certs.EtcdHealthcheck + ".key", etcdHealthKey},
 	}
-	certChanged := false
 	for _, p := range pki {
 		f, o, err := pkiFile(r, p.rel, p.remote)
 		if err != nil {
 			return nil, err
 		}
-		ch, err := cs.File(ctx, f, o)
-		if err != nil {
-			return nil, err
-		}
-		certChanged = certChanged || ch
+		files = append(files, engine.PlannedFile{File: f, Opts: o})
 	}
-	// Member changes run etcdctl on this host, with the binaries and the
-	// client certificate above (a replaced host may have neither yet).
-	cs.Add(repair...)
 	in := etcdInput(r, hc.Name(), e.cluster.clusterState(hc.Name()))
 	in.InitialCluster = e.cluster.initialCluster(hc.Name())
 	env, err := templates.EtcdEnv(in)
@@ -112,14 +102,25 @@ func (e *Etcd) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, 
 	if err != nil {
 		return nil, err
 	}
-	envChanged, err := cs.File(ctx, transport.File{Path: templates.EtcdEnvPath, Mode: 0o644, Content: env}, engine.FileOpts{})
+	files = append(files,
+		engine.PlannedFile{File: transport.File{Path: templates.EtcdEnvPath, Mode: 0o644, Content: env}},
+		engine.PlannedFile{File: transport.File{Path: etcdUnitPath, Mode: 0o644, Content: unit}})
+	fileChanges, err := engine.FileChanges(ctx, hc, e.Name(), files...)
 	if err != nil {
 		return nil, err
 	}
-	unitChanged, err := cs.File(ctx, transport.File{Path: etcdUnitPath, Mode: 0o644, Content: unit}, engine.FileOpts{})
-	if err != nil {
-		return nil, err
+	nBin, nPKI := 3, len(pki)
+	binChanged := fileChanges[0] != nil
+	certChanged := false
+	for _, c := range fileChanges[nBin : nBin+nPKI] {
+		certChanged = certChanged || c != nil
 	}
+	envChanged, unitChanged := fileChanges[nBin+nPKI] != nil, fileChanges[nBin+nPKI+1] != nil
+	// Member changes run etcdctl on this host, with the binaries and the
+	// client certificate above (a replaced host may have neither yet).
+	cs.Add(fileChanges[:nBin+nPKI]...)
+	cs.Add(repair...)
+	cs.Add(fileChanges[nBin+nPKI:]...)
 	units, err := engine.UnitChanges(ctx, hc, engine.Unit{Name: "etcd", UnitFileChanged: unitChanged,
 		ConfigChanged: envChanged || certChanged || binChanged || len(repair) > 0, NoBlock: true})
 	if err != nil {

@@ -31,17 +31,14 @@ func (p *Kubelet) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 		return nil, nil
 	}
 	cs := engine.NewChanges(hc, p.Name())
-	newKubelet := false
+	// The binaries and the unit files, planned with one round trip.
+	var files []engine.PlannedFile
 	for _, name := range []string{"kubeadm", "kubelet", "kubectl"} {
 		f, err := artifactFile(ctx, hc.Run, name)
 		if err != nil {
 			return nil, err
 		}
-		changed, err := cs.File(ctx, f, engine.FileOpts{Binary: true})
-		if err != nil {
-			return nil, err
-		}
-		newKubelet = newKubelet || (changed && name == "kubelet")
+		files = append(files, engine.PlannedFile{File: f, Opts: engine.FileOpts{Binary: true}})
 	}
 	unit, err := templates.KubeletUnit(templates.KubeletInput{})
 	if err != nil {
@@ -51,12 +48,14 @@ func (p *Kubelet) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 	if err != nil {
 		return nil, err
 	}
-	if _, err := cs.File(ctx, transport.File{Path: templates.KubeletUnitPath, Mode: 0o644, Content: unit}, engine.FileOpts{}); err != nil {
+	files = append(files,
+		engine.PlannedFile{File: transport.File{Path: templates.KubeletUnitPath, Mode: 0o644, Content: unit}},
+		engine.PlannedFile{File: transport.File{Path: templates.KubeletDropInPath, Mode: 0o644, Content: dropIn}})
+	changedFiles, err := cs.Files(ctx, files...)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := cs.File(ctx, transport.File{Path: templates.KubeletDropInPath, Mode: 0o644, Content: dropIn}, engine.FileOpts{}); err != nil {
-		return nil, err
-	}
+	newKubelet := changedFiles[1] // kubelet's binary
 	changed := len(cs.List) > 0
 	st, err := engine.GetUnitState(ctx, hc.Conn, "kubelet")
 	if err != nil {

@@ -66,23 +66,16 @@ func (p *Runtime) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 	r := hc.Run
 	c := r.Cluster
 	cs := engine.NewChanges(hc, p.Name())
-	binChanged := false
-	for _, name := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "crictl"} {
+	// The binaries, the config and the unit, planned with one round trip.
+	var files []engine.PlannedFile
+	bins := []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "crictl"}
+	for _, name := range bins {
 		f, err := artifactFile(ctx, r, name)
 		if err != nil {
 			return nil, err
 		}
-		ch, err := cs.File(ctx, f, engine.FileOpts{Binary: true})
-		if err != nil {
-			return nil, err
-		}
-		binChanged = binChanged || ch
+		files = append(files, engine.PlannedFile{File: f, Opts: engine.FileOpts{Binary: true}})
 	}
-	cni, err := archiveChanges(ctx, hc, p.Name(), "cni-plugins")
-	if err != nil {
-		return nil, err
-	}
-	cs.Add(cni...)
 	pause, err := r.Options.Artifacts.Manifest().Get("pause-image")
 	if err != nil {
 		return nil, err
@@ -94,18 +87,29 @@ func (p *Runtime) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 	if err != nil {
 		return nil, err
 	}
-	confChanged, err := cs.File(ctx, transport.File{Path: templates.ContainerdConfigPath, Mode: 0o644, Content: conf}, engine.FileOpts{})
-	if err != nil {
-		return nil, err
-	}
 	unit, err := templates.ContainerdUnit(templates.ContainerdUnitInput{})
 	if err != nil {
 		return nil, err
 	}
-	unitChanged, err := cs.File(ctx, transport.File{Path: containerdUnitPath, Mode: 0o644, Content: unit}, engine.FileOpts{})
+	files = append(files,
+		engine.PlannedFile{File: transport.File{Path: templates.ContainerdConfigPath, Mode: 0o644, Content: conf}},
+		engine.PlannedFile{File: transport.File{Path: containerdUnitPath, Mode: 0o644, Content: unit}})
+	fileChanges, err := engine.FileChanges(ctx, hc, p.Name(), files...)
 	if err != nil {
 		return nil, err
 	}
+	binChanged := false
+	for _, c := range fileChanges[:len(bins)] {
+		binChanged = binChanged || c != nil
+	}
+	confChanged, unitChanged := fileChanges[len(bins)] != nil, fileChanges[len(bins)+1] != nil
+	cs.Add(fileChanges[:len(bins)]...)
+	cni, err := archiveChanges(ctx, hc, p.Name(), "cni-plugins")
+	if err != nil {
+		return nil, err
+	}
+	cs.Add(cni...)
+	cs.Add(fileChanges[len(bins):]...)
 	units, err := engine.UnitChanges(ctx, hc, engine.Unit{Name: "containerd", UnitFileChanged: unitChanged, ConfigChanged: confChanged || binChanged})
 	if err != nil {
 		return nil, err

@@ -59,15 +59,19 @@ func (s *SLB) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Change, e
 	if err != nil {
 		return nil, err
 	}
-	changed := map[string]bool{}
-	for _, file := range files {
+	planned := make([]engine.PlannedFile, len(files))
+	for i, file := range files {
 		// keepalived.conf holds the VRRP password: no diff, no copy in rendered/.
-		ch, err := engine.FileChange(ctx, hc, s.Name(), file, engine.FileOpts{Secret: file.Path == keepalivedCfg})
-		if err != nil {
-			return nil, err
-		}
+		planned[i] = engine.PlannedFile{File: file, Opts: engine.FileOpts{Secret: file.Path == keepalivedCfg}}
+	}
+	fileChanges, err := engine.FileChanges(ctx, hc, s.Name(), planned...)
+	if err != nil {
+		return nil, err
+	}
+	changed := map[string]bool{}
+	for i, ch := range fileChanges {
 		if ch != nil {
-			changed[file.Path] = true
+			changed[files[i].Path] = true
 			out = append(out, ch)
 		}
 	}

@@ -195,6 +195,18 @@ func (f *Fake) Stat(ctx context.Context, path string) (FileInfo, error) {
 	return FileInfo{Exists: true, SHA256: x.SHA256, Mode: x.Mode, Owner: x.Owner}, nil
 }
 
+func (f *Fake) StatMany(ctx context.Context, paths []string) ([]FileInfo, error) {
+	var out []FileInfo
+	for _, p := range paths {
+		fi, err := f.Stat(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fi)
+	}
+	return out, nil
+}
+
 func (f *Fake) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

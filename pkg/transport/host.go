@@ -28,6 +28,8 @@ type Host interface {
 	// Stat returns the sha256, mode and owner of a remote file; exists=false
 	// (and no error) when it is absent.
 	Stat(ctx context.Context, path string) (FileInfo, error)
+	// StatMany is Stat of several files in one round trip, in order.
+	StatMany(ctx context.Context, paths []string) ([]FileInfo, error)
 	// Close ends the connection.
 	Close() error
 }

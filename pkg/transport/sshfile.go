@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,22 +20,63 @@ import (
 	"github.com/pkg/sftp"
 )
 
-// Stat runs one short command that prints the mode, owner and sha256.
+//go:embed scripts/stat.sh
+var statScript string
+
+// Stat is StatMany of one path.
 func (h *sshHost) Stat(ctx context.Context, p string) (FileInfo, error) {
-	q := ShellQuote(p)
+	fis, err := h.StatMany(ctx, []string{p})
+	if err != nil {
+		return FileInfo{}, err
+	}
+	return fis[0], nil
+}
+
+// StatMany runs one command (scripts/stat.sh) for every path: one round trip,
+// and no sha256 computed again for a file unchanged since its last stat.
+func (h *sshHost) StatMany(ctx context.Context, paths []string) ([]FileInfo, error) {
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	q := make([]string, len(paths))
+	for i, p := range paths {
+		q[i] = ShellQuote(p)
+	}
 	res, err := h.Run(ctx, Cmd{
-		Command:  "[ -e " + q + " ] || { echo absent; exit 0; }; stat -Lc '%a %U:%G' " + q + " && sha256sum < " + q,
+		Command:  "sh -s -- " + strings.Join(q, " "),
+		Stdin:    []byte(statScript),
 		Timeout:  5 * time.Minute,
 		ReadOnly: true,
 	})
-	if err != nil {
-		return FileInfo{}, fmt.Errorf("stat %s: %w", p, err)
+	what := paths[0]
+	if len(paths) > 1 {
+		what = fmt.Sprintf("%s and %d more", paths[0], len(paths)-1)
 	}
-	fi, err := parseStat(res.Stdout)
 	if err != nil {
-		return FileInfo{}, fmt.Errorf("%s: stat %s: %w", h.Name(), p, err)
+		return nil, fmt.Errorf("stat %s: %w", what, err)
 	}
-	return fi, nil
+	fis, err := parseStats(res.Stdout, len(paths))
+	if err != nil {
+		return nil, fmt.Errorf("%s: stat %s: %w", h.Name(), what, err)
+	}
+	return fis, nil
+}
+
+// parseStats reads n lines of scripts/stat.sh.
+func parseStats(out []byte, n int) ([]FileInfo, error) {
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(lines) != n {
+		return nil, fmt.Errorf("%d line(s) for %d path(s): %q", len(lines), n, out)
+	}
+	fis := make([]FileInfo, n)
+	for i, l := range lines {
+		fi, err := parseStat([]byte(l))
+		if err != nil {
+			return nil, err
+		}
+		fis[i] = fi
+	}
+	return fis, nil
 }
 
 func parseStat(out []byte) (FileInfo, error) {
@@ -42,8 +84,8 @@ func parseStat(out []byte) (FileInfo, error) {
 	if len(lines) == 1 && lines[0] == "absent" {
 		return FileInfo{}, nil
 	}
-	// "644 root:root <sha256> -"
-	if len(lines) < 3 || len(lines[2]) != 64 {
+	// "644 root:root <sha256>"
+	if len(lines) != 3 || len(lines[2]) != 64 {
 		return FileInfo{}, fmt.Errorf("unexpected output %q", out)
 	}
 	m, err := strconv.ParseUint(lines[0], 8, 32)

@@ -34,8 +34,6 @@ import (
 // wrapped is how the transport sends a command (see transport.remoteLine).
 var wrapped = regexp.MustCompile(`(?s)^timeout -k 2 \d+ sh -c '(.*)'$`)
 
-var statCmd = regexp.MustCompile(`^\[ -e '?([^' ]+)'? \] \|\| \{ echo absent; exit 0; \}; stat`)
-
 // fakeHost answers the commands preflight and os send, over the same
 // in-memory files its sftp server serves. Everything else succeeds.
 func fakeHost(h *sftp.Handlers, name string) sshtest.ExecFunc {
@@ -54,18 +52,21 @@ func fakeHost(h *sftp.Handlers, name string) sshtest.ExecFunc {
 			now := time.Now()
 			fmt.Fprintf(stdout, statusOut, now.Unix(), now.Nanosecond())
 		case strings.HasPrefix(cmd, "sh -s -- "):
-			io.Copy(io.Discard, stdin)
-			now := time.Now()
-			fmt.Fprintf(stdout, "%stime=%d.%09d\n", facts, now.Unix(), now.Nanosecond())
-		case statCmd.MatchString(cmd):
-			p := statCmd.FindStringSubmatch(cmd)[1]
-			b, ok := readFile(h, p)
-			if !ok {
-				fmt.Fprintln(stdout, "absent")
+			script, _ := io.ReadAll(stdin)
+			if !strings.HasPrefix(string(script), "# k4t's stat") {
+				now := time.Now()
+				fmt.Fprintf(stdout, "%stime=%d.%09d\n", facts, now.Unix(), now.Nanosecond())
 				return 0
 			}
-			sum := sha256.Sum256(b)
-			fmt.Fprintf(stdout, "644 root:root\n%s  -\n", hex.EncodeToString(sum[:]))
+			for _, p := range strings.Fields(strings.TrimPrefix(cmd, "sh -s -- ")) {
+				b, ok := readFile(h, strings.Trim(p, "'"))
+				if !ok {
+					fmt.Fprintln(stdout, "absent")
+					continue
+				}
+				sum := sha256.Sum256(b)
+				fmt.Fprintf(stdout, "644 root:root %s\n", hex.EncodeToString(sum[:]))
+			}
 		}
 		return 0
 	}

@@ -338,8 +338,9 @@ func (e *env) kubectlQuick(args ...string) (string, error) {
 
 // webApp is a 3-replica Deployment answering HTTP on :8080 (coredns with
 // whoami and health, image %[1]s) behind the Service web. Told to stop, a
-// pod answers 5 s more (lameduck) while kube-proxy stops sending it
-// connections, as a well-behaved service does.
+// pod answers 10 s more (lameduck) while kube-proxy stops sending it
+// connections, as a well-behaved service does: on the loaded 2-core lab,
+// kube-proxy took longer than 5 s to drop an evicted pod (CI, 2026-12-02).
 const webApp = `apiVersion: v1
 kind: ConfigMap
 metadata: {name: web}
@@ -348,7 +349,7 @@ data:
     .:5300 {
         whoami
         health :8080 {
-            lameduck 5s
+            lameduck 10s
         }
     }
 ---

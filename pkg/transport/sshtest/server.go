@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -435,6 +437,9 @@ func Shell(cmd string, stdin io.Reader, stdout, stderr io.Writer) int {
 // ShellContext is Shell, killing the process group when ctx is done.
 func ShellContext(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := exec.Command("sh", "-c", cmd)
+	// k4t's stat keeps checksums in /run/k4t on a host; here, the host is
+	// this machine: keep them out of its /run.
+	c.Env = append(os.Environ(), "K4T_SUM_CACHE="+filepath.Join(os.TempDir(), "k4t-test-sums"))
 	c.Stdin, c.Stdout, c.Stderr = stdin, stdout, stderr
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.WaitDelay = time.Second

@@ -35,6 +35,8 @@ rm -rf /etc/kubernetes /var/lib/kubelet /var/lib/k4t /etc/containerd /run/contai
 systemctl disable --now etcd k4t-etcd-snapshot.timer >/dev/null 2>&1
 rm -rf /var/lib/etcd /var/lib/etcd.before-restore-* /var/lib/etcd.restore-* /etc/etcd /etc/systemd/system/etcd.service /etc/systemd/system/k4t-etcd-snapshot.service \
 	/etc/systemd/system/k4t-etcd-snapshot.timer /var/lib/k4t/etcd-snapshots
+# k4t's cache of file checksums (written by its stat, in /run: gone at boot anyway).
+rm -rf /run/k4t
 systemctl daemon-reload
 systemctl reset-failed >/dev/null 2>&1
 exit 0

@@ -35,6 +35,8 @@ rm -f /etc/sysctl.d/99-k4t.conf
 sed -i '/^# BEGIN k4t managed block$/,/^# END k4t managed block$/d' /etc/hosts
 rm -f /usr/local/bin/kubelet
 rm -f /usr/local/bin/containerd
+# k4t's cache of file checksums (written by its stat, in /run: gone at boot anyway).
+rm -rf /run/k4t
 systemctl daemon-reload
 systemctl reset-failed >/dev/null 2>&1
 exit 0
