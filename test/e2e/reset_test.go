@@ -34,7 +34,7 @@ func (e *env) resetCluster(t *testing.T) {
 	const check = `systemctl list-unit-files --no-legend 'etcd*' 'kubelet*' 'containerd*' 'k4t-*' | awk '$1 !~ /^k4t-lab-/ {print "unit " $1}'
 for u in haproxy keepalived; do systemctl is-enabled -q $u 2>/dev/null && echo "enabled $u"; systemctl is-active -q $u && echo "active $u"; done
 ss -ltnH | awk '{print $4}' | grep -E ':(6443|2379|2380|10250)$' | sed 's/^/listening /'
-for d in /etc/kubernetes /var/lib/etcd /var/lib/kubelet /etc/sysctl.d/99-k4t.conf /etc/etcd; do [ -e $d ] && echo "left $d"; done
+for d in /etc/kubernetes /var/lib/etcd /var/lib/kubelet /etc/sysctl.d/99-k4t.conf /etc/etcd /run/k4t; do [ -e $d ] && echo "left $d"; done
 [ -n "$(ls -A /var/lib/containerd 2>/dev/null)" ] && echo "left /var/lib/containerd/*"
 grep -q '^# BEGIN k4t managed block$' /etc/hosts && echo "hosts block"
 ip -o addr | grep -q ' ` + vip + `/' && echo "holds the VIP"
