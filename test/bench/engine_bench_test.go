@@ -203,21 +203,14 @@ func BenchmarkEngine1000Hosts(b *testing.B) {
 	fmt.Printf("FIGURE process VmHWM (client and %d servers in one process): %s\n", n, vmHWM())
 }
 
-var keyOnce struct {
-	path string
-}
-
-// writeKey writes one client key for every host (any key is accepted).
+// writeKey writes one client key for every host (any key is accepted) into
+// the benchmark's own temp dir: a path kept from an earlier benchmark would
+// name a file its cleanup removed (every host then unreachable).
 func writeKey(b *testing.B) string {
-	if keyOnce.path != "" {
-		return keyOnce.path
-	}
-	dir := b.TempDir()
-	p := filepath.Join(dir, "id")
+	p := filepath.Join(b.TempDir(), "id")
 	if err := os.WriteFile(p, []byte(testKey), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	keyOnce.path = p
 	return p
 }
 
@@ -234,6 +227,7 @@ fA44oL490vOgilDrBfqhAAAABWJlbmNo
 func benchCluster(b *testing.B, n int) (*v1alpha1.Cluster, []*sshtest.Server) {
 	c := &v1alpha1.Cluster{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: v1alpha1.ObjectMeta{Name: "bench"}}
 	var servers []*sshtest.Server
+	key := writeKey(b)
 	for i := 0; i < n; i++ {
 		h := sftp.InMemHandler()
 		name := fmt.Sprintf("w%04d", i)
@@ -241,7 +235,7 @@ func benchCluster(b *testing.B, n int) (*v1alpha1.Cluster, []*sshtest.Server) {
 		servers = append(servers, srv)
 		c.Spec.Hosts = append(c.Spec.Hosts, v1alpha1.Host{Name: name, Address: "127.0.0.1", InternalAddress: "127.0.0.1",
 			Port: srv.Port(), User: "root", Roles: []v1alpha1.Role{v1alpha1.RoleWorker},
-			SSH: v1alpha1.SSH{KeyFile: writeKey(b)}})
+			SSH: v1alpha1.SSH{KeyFile: key}})
 	}
 	return c, servers
 }
