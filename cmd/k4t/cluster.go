@@ -240,7 +240,8 @@ func (s *session) run(dryRun, withArtifacts bool) (*engine.Run, error) {
 	r := &engine.Run{
 		Cluster: s.cluster, State: s.state, Connect: s.conn.Connect,
 		Events: s.events, DryRun: dryRun,
-		Options: engine.Options{Now: time.Now, Concurrency: s.concurrency},
+		Options:  engine.Options{Now: time.Now, Concurrency: s.concurrency},
+		Uploaded: s.dialer.Uploaded,
 	}
 	if withArtifacts {
 		store, err := artifacts.ForCluster(s.cluster)

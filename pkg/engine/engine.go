@@ -109,6 +109,10 @@ func (e *Engine) Execute(ctx context.Context) (*Summary, error) {
 	}
 	sum.Duration = time.Since(start)
 	end := events.Event{Type: events.RunEnd, Changes: sum.Changes, Duration: sum.Duration, Message: verb + " complete"}
+	if r.Uploaded != nil {
+		n := r.Uploaded()
+		end.Uploaded = &n
+	}
 	if runErr != nil {
 		end.Error = runErr.Error()
 	}

@@ -42,6 +42,8 @@ type Event struct {
 	Duration time.Duration `json:"-"`
 	Error    string        `json:"error,omitempty"`
 	Level    string        `json:"level,omitempty"` // for messages: info, warn
+	// Uploaded: at run_end, the file bytes sent to hosts (0 on a no-op).
+	Uploaded *int64 `json:"bytes_uploaded,omitempty"`
 }
 
 // MarshalJSON writes durations in seconds, which machines read easily.

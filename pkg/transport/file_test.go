@@ -223,3 +223,26 @@ func TestOneConnectionPerHost(t *testing.T) {
 		t.Fatalf("%d connections for one host", srv.Conns())
 	}
 }
+
+// The Dialer counts the bytes its hosts' Put sent: the file once, then 0.
+func TestDialerCountsUploadedBytes(t *testing.T) {
+	requireRoot(t)
+	k := newTestKey(t)
+	_, cfg := keyServer(t, k, sshtest.Options{})
+	d := transport.NewDialer()
+	defer d.Close()
+	h, err := d.Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	f := transport.File{Path: filepath.Join(t.TempDir(), "x"), Content: bytes.Repeat([]byte("k4t\n"), 1000)}
+	for i, want := range []int64{4000, 4000} {
+		if _, err := h.Put(context.Background(), f); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Uploaded(); got != want {
+			t.Fatalf("put %d: %d bytes counted, want %d", i+1, got, want)
+		}
+	}
+}

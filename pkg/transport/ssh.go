@@ -81,8 +81,9 @@ type Dialer struct {
 	// discards them. Hosts whose Config has its own Log use that.
 	Log *slog.Logger
 
-	conns atomic.Int64
-	jumps shared[*ssh.Client]
+	conns    atomic.Int64
+	uploaded atomic.Int64
+	jumps    shared[*ssh.Client]
 }
 
 // NewDialer returns a Dialer that shares jump host connections until Close.
@@ -90,6 +91,10 @@ func NewDialer() *Dialer { return &Dialer{} }
 
 // Conns is the number of SSH connections opened (jump hops included).
 func (d *Dialer) Conns() int64 { return d.conns.Load() }
+
+// Uploaded is the number of file bytes its hosts' Put sent (0 when every
+// file was already in place).
+func (d *Dialer) Uploaded() int64 { return d.uploaded.Load() }
 
 // Close closes the shared jump host connections. Hosts dialled through them
 // stop working; close those first.
@@ -127,6 +132,7 @@ func (d *Dialer) Dial(ctx context.Context, cfg Config) (Host, error) {
 		return nil, err
 	}
 	h := newSSHHost(cfg, c, owned)
+	h.uploaded = &d.uploaded
 	// A connection that drops mid-run (sshd restarted, its child killed) is
 	// dialled again, with the same host key checks, before the next command.
 	h.redial = dial

@@ -220,6 +220,9 @@ func (h *sshHost) Put(ctx context.Context, f File) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if h.uploaded != nil {
+		h.uploaded.Add(p.size)
+	}
 	h.cfg.log().Debug("ssh put", "host", h.Name(), "path", f.Path, "sha256", p.sum, "duration", time.Since(start))
 	return true, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -24,6 +25,8 @@ type sshHost struct {
 	owned  []*ssh.Client // jump connections closed with this host
 	// redial opens a new connection to the same host (nil: never redial).
 	redial func(ctx context.Context) (*ssh.Client, []*ssh.Client, error)
+	// uploaded counts the bytes Put sent (the Dialer's count; nil: none).
+	uploaded *atomic.Int64
 
 	sftpMu  sync.Mutex
 	sftpc   *sftp.Client

@@ -122,10 +122,13 @@ func TestHACluster(t *testing.T) {
 		if n := r.changes(); n != 0 {
 			t.Errorf("no-op apply made %d change(s):\n%s", n, tail(r.stdout, 30))
 		}
+		if n := r.uploaded(); n != 0 {
+			t.Errorf("no-op apply uploaded %d byte(s), want 0", n)
+		}
 		if after := e.clusterUnits(t); !equalMaps(before, after) {
 			t.Errorf("units restarted by a no-op apply:\nbefore %v\nafter  %v", before, after)
 		}
-		fmt.Printf("FIGURE no-op-apply-7-hosts: %s\n", r.duration.Round(time.Millisecond))
+		fmt.Printf("FIGURE no-op-apply-7-hosts: %s, %d bytes uploaded\n", r.duration.Round(time.Millisecond), r.uploaded())
 	})
 	t.Run("kill -9 of the VIP holder: kubectl through the VIP answers again within 5s", func(t *testing.T) {
 		holder := e.vipHolder(t, 10*time.Second)

@@ -104,6 +104,18 @@ func (r result) changes() int {
 	return -1
 }
 
+// uploaded is the run_end's bytes_uploaded (-1 when the run did not say).
+func (r result) uploaded() int64 {
+	for _, ev := range r.events {
+		if ev["type"] == "run_end" {
+			if n, ok := ev["bytes_uploaded"].(float64); ok {
+				return int64(n)
+			}
+		}
+	}
+	return -1
+}
+
 // phaseDurations from the JSON events.
 func (r result) phaseDurations() map[string]float64 {
 	out := map[string]float64{}
