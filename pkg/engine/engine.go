@@ -80,6 +80,10 @@ type Summary struct {
 func (e *Engine) Execute(ctx context.Context) (*Summary, error) {
 	r := e.Run
 	start := time.Now()
+	var uploadedBefore int64 // the Dialer's count is the session's; this run's share is reported
+	if r.Uploaded != nil {
+		uploadedBefore = r.Uploaded()
+	}
 	sum := &Summary{}
 	verb := "apply"
 	if r.DryRun {
@@ -110,7 +114,7 @@ func (e *Engine) Execute(ctx context.Context) (*Summary, error) {
 	sum.Duration = time.Since(start)
 	end := events.Event{Type: events.RunEnd, Changes: sum.Changes, Duration: sum.Duration, Message: verb + " complete"}
 	if r.Uploaded != nil {
-		n := r.Uploaded()
+		n := r.Uploaded() - uploadedBefore
 		end.Uploaded = &n
 	}
 	if runErr != nil {

@@ -69,6 +69,12 @@ func explicitZeros(c *Cluster, pos positions) []Problem {
 				Hint: "remove it for the default, or write a duration such as 8760h"})
 		}
 	}
+	if p := "spec.loadBalancer.advertInterval"; c.Spec.LoadBalancer.AdvertInterval.Duration == 0 {
+		if line, written := pos[p]; written {
+			ps = append(ps, Problem{Path: p, Line: line, Severity: Error, Message: "an advert interval of zero is not positive",
+				Hint: "remove it for the default (1s), or write e.g. 200ms with vrrpVersion: 3"})
+		}
+	}
 	return ps
 }
 

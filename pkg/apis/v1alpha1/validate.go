@@ -404,14 +404,14 @@ func (v *checker) vrrp(lb LoadBalancer) {
 	case 2:
 		if advert%time.Second != 0 || advert < time.Second || advert > 255*time.Second {
 			v.errf(p+".advertInterval", "whole seconds from 1s to 255s with VRRP version 2; set vrrpVersion: 3 for sub-second adverts",
-				"advert interval %s is not whole seconds", advert)
+				"advert interval %s is not whole seconds from 1s to 255s", advert)
 		}
 		if a, err := netip.ParseAddr(v.c.Spec.ControlPlaneEndpoint.Address); err == nil && a.Is6() && !a.Is4In6() {
 			v.errf(p+".vrrpVersion", "set vrrpVersion: 3 (or leave it out)", "an IPv6 VIP needs VRRP version 3")
 		}
 	case 3:
 		if advert%(10*time.Millisecond) != 0 || advert < 10*time.Millisecond || advert > 40*time.Second {
-			v.errf(p+".advertInterval", "a multiple of 10ms from 10ms to 40s with VRRP version 3", "advert interval %s is out of range", advert)
+			v.errf(p+".advertInterval", "a multiple of 10ms from 10ms to 40s with VRRP version 3", "advert interval %s is not a multiple of 10ms from 10ms to 40s", advert)
 		}
 		if lb.AuthPassword != nil {
 			v.warnf(p+".authPassword", "remove it: keepalived authenticates no VRRP version 3 advert (k4t sends adverts only to the other slb host)",
@@ -444,8 +444,10 @@ func (v *checker) endpoint() {
 	if lb.Interface != "" && !interfaceRE.MatchString(lb.Interface) {
 		v.errf("spec.loadBalancer.interface", "a network interface name such as eth0, at most 15 characters", "interface %q is not a valid interface name", lb.Interface)
 	}
-	v.vrrp(lb)
 	slbs := c.SLBs()
+	if len(slbs) > 0 {
+		v.vrrp(lb)
+	}
 	masters := c.Masters()
 	if len(slbs) == 0 {
 		if e.Address == "" && len(masters) > 1 {
