@@ -39,15 +39,18 @@ lint:
 	$(GO) mod tidy -diff
 
 unit: lab-artifacts
-	$(GO) test -race -count=1 ./cmd/... ./pkg/...
+	$(GO) test -race -count=1 ./cmd/... ./pkg/... ./hack/...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s ./pkg/apis/v1alpha1
 
 # End-to-end tests on real hosts (systemd-nspawn lab): root required.
+# The output goes through hack/testrecap, which ends it with every failed test's own log lines:
+# a CI log's tail then says why a run failed, not only which test did.
 e2e: build artifacts upgrade-artifacts
-	K4T_LAB_TEST=1 $(GO) test -count=1 -v -timeout 10m -run TestLabE2E ./pkg/lab
-	K4T_E2E=1 K4T_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout $(E2E_TIMEOUT) ./test/e2e
+	$(GO) build -o bin/testrecap ./hack/testrecap
+	set -o pipefail; K4T_LAB_TEST=1 $(GO) test -count=1 -json -timeout 10m -run TestLabE2E ./pkg/lab | bin/testrecap
+	set -o pipefail; K4T_E2E=1 K4T_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -json -timeout $(E2E_TIMEOUT) ./test/e2e | bin/testrecap
 
 test: lint unit fuzz e2e
 

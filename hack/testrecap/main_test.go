@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestRecap(t *testing.T) {
+	in := `make: building
+{"Action":"run","Package":"p","Test":"TestA"}
+{"Action":"output","Package":"p","Test":"TestA","Output":"=== RUN   TestA\n"}
+{"Action":"output","Package":"p","Test":"TestA","Output":"    harness.go:1: lab up\n"}
+{"Action":"output","Package":"p","Test":"TestA/sub","Output":"=== RUN   TestA/sub\n"}
+{"Action":"output","Package":"p","Test":"TestA/sub","Output":"FIGURE x: 1s\n"}
+{"Action":"output","Package":"p","Test":"TestA/sub","Output":"    reset_test.go:44: master4 after the reset:\n"}
+{"Action":"output","Package":"p","Test":"TestA/sub","Output":"        left /run/k4t\n"}
+{"Action":"output","Package":"p","Test":"TestA/sub","Output":"    --- FAIL: TestA/sub (1.00s)\n"}
+{"Action":"fail","Package":"p","Test":"TestA/sub"}
+{"Action":"output","Package":"p","Test":"TestA/ok","Output":"    x_test.go:1: fine\n"}
+{"Action":"pass","Package":"p","Test":"TestA/ok"}
+{"Action":"output","Package":"p","Test":"TestA","Output":"--- FAIL: TestA (2.00s)\n"}
+{"Action":"fail","Package":"p","Test":"TestA"}
+{"Action":"fail","Package":"p"}
+`
+	var out bytes.Buffer
+	failed, err := recap(strings.NewReader(in), &out)
+	if err != nil || !failed {
+		t.Fatalf("recap: failed %v, err %v", failed, err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"make: building\n=== RUN   TestA\n", // passed through, in order
+		"FIGURE x: 1s\n",
+		"=== RECAP: 3 failed",
+		"--- FAIL: TestA/sub\n    reset_test.go:44: master4 after the reset:\n        left /run/k4t\n--- FAIL: TestA (a subtest failed; its own log: 1 lines, the last 5 below)\n    harness.go:1: lab up\nFAIL package p\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got[strings.Index(got, "RECAP"):], "fine") {
+		t.Errorf("a passed test's log is in the recap:\n%s", got)
+	}
+}
+
+func TestRecapPassed(t *testing.T) {
+	failed, err := recap(strings.NewReader(`{"Action":"pass","Package":"p"}`+"\n"), &bytes.Buffer{})
+	if err != nil || failed {
+		t.Fatalf("failed %v, err %v", failed, err)
+	}
+}
+
+func TestRecapLongLog(t *testing.T) {
+	var in strings.Builder
+	for i := range 100 {
+		in.WriteString(`{"Action":"output","Package":"p","Test":"T","Output":"    l` + string(rune('a'+i%26)) + `\n"}` + "\n")
+	}
+	in.WriteString(`{"Action":"fail","Package":"p","Test":"T"}` + "\n")
+	var out bytes.Buffer
+	recap(strings.NewReader(in.String()), &out)
+	r := out.String()[strings.Index(out.String(), "RECAP"):]
+	if n := strings.Count(r, "\n    l"); n != head+tail {
+		t.Errorf("%d log lines repeated, want %d:\n%s", n, head+tail, r)
+	}
+	mustHave := "[... 40 lines ...]"
+	if !strings.Contains(r, mustHave) {
+		t.Errorf("no %q:\n%s", mustHave, r)
+	}
+}
