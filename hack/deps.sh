@@ -6,10 +6,9 @@
 set -euo pipefail
 pkgs=(debootstrap systemd-container zstd sshpass openssh-server openssh-client iproute2 iptables
 	libseccomp-dev haproxy keepalived openssl make git cron socat mmdebstrap)
+installed=" $(dpkg-query -W -f='${Package} ${Status}\n' "${pkgs[@]}" 2>/dev/null | awk '/ ok installed$/ {printf "%s ", $1}' || true)"
 missing=()
-for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
+for p in "${pkgs[@]}"; do [[ $installed == *" $p "* ]] || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps.sh: missing Debian packages: ${missing[*]}; run as root (the lab needs root anyway)" >&2
