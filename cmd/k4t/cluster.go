@@ -28,6 +28,7 @@ import (
 type hostsFlags struct {
 	file      string
 	acceptNew bool
+	forceOS   bool
 }
 
 // bind adds -f (required) and --accept-new-hosts.
@@ -35,6 +36,7 @@ func (f *hostsFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.file, "file", "f", "", "inventory (hosts.yaml)")
 	_ = cmd.MarkFlagRequired("file")
 	cmd.Flags().BoolVar(&f.acceptNew, "accept-new-hosts", false, "trust hosts seen for the first time and record their keys (a changed key always fails)")
+	cmd.Flags().BoolVar(&f.forceOS, "force-os", false, "go on, with a warning, on a distribution k4t does not support (preflight refuses it otherwise)")
 }
 
 // runFlags are the flags of create cluster, plan and apply.
@@ -135,6 +137,7 @@ type session struct {
 	runID   string
 	// concurrency is --concurrency, for every fan-out of the run.
 	concurrency int
+	forceOS     bool // --force-os
 }
 
 func (s *session) close() {
@@ -175,7 +178,7 @@ func openSession(cmd *cobra.Command, g *globalFlags, hf hostsFlags, showDiff boo
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cluster: c, state: st, runID: newRunID(), concurrency: g.Concurrency()}
+	s := &session{cluster: c, state: st, runID: newRunID(), concurrency: g.Concurrency(), forceOS: hf.forceOS}
 	if raw, err := os.ReadFile(hf.file); err == nil {
 		if err := st.WriteFile(st.Inventory(), raw, 0o600); err != nil {
 			return nil, fmt.Errorf("copying the inventory to the state dir: %w — check that %s is writable", err, st.Root)
@@ -240,7 +243,7 @@ func (s *session) run(dryRun, withArtifacts bool) (*engine.Run, error) {
 	r := &engine.Run{
 		Cluster: s.cluster, State: s.state, Connect: s.conn.Connect,
 		Events: s.events, DryRun: dryRun,
-		Options:  engine.Options{Now: time.Now, Concurrency: s.concurrency},
+		Options:  engine.Options{Now: time.Now, Concurrency: s.concurrency, ForceOS: s.forceOS},
 		Uploaded: s.dialer.Uploaded,
 	}
 	if withArtifacts {

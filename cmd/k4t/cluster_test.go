@@ -35,7 +35,7 @@ func fakeFacts(cmd string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if strings.Contains(cmd, "sh -s --") {
 		io.Copy(io.Discard, stdin)
 		now := time.Now()
-		fmt.Fprintf(stdout, "os=debian\narch=x86_64\nhostname=m1\ninit=systemd\nmemtotal=4000000\ndisk_free_kb=90000000\nswap=0\ntime=%d.%09d\nbr_netfilter=yes\noverlay=yes\npkg=apt-get\n", now.Unix(), now.Nanosecond())
+		fmt.Fprintf(stdout, "os=debian\nos_version=12\narch=x86_64\nhostname=m1\ninit=systemd\nmemtotal=4000000\ndisk_free_kb=90000000\nswap=0\ntime=%d.%09d\nbr_netfilter=yes\noverlay=yes\npkg=apt-get\n", now.Unix(), now.Nanosecond())
 	}
 	return 0
 }

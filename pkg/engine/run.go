@@ -86,6 +86,9 @@ type Options struct {
 	// MergeKubeconfig, when set, is a kubeconfig file the admin
 	// kubeconfig is merged into (--merge-kubeconfig).
 	MergeKubeconfig string
+	// ForceOS: preflight warns about a distribution k4t does not support,
+	// instead of refusing it (--force-os).
+	ForceOS bool
 }
 
 // Now is the run's clock.
@@ -111,16 +114,21 @@ func (hc *HostCtx) Facts(ctx context.Context) (*Facts, error) { return hc.Run.Fa
 // Facts is what one read-only command learnt about a host.
 type Facts struct {
 	OS, OSVersion, Arch, Kernel, Hostname, Init, Cgroup string
-	MemTotalKB, MemAvailableKB, DiskFreeKB              int64
-	Swap                                                int
-	Time                                                time.Time
-	RTT                                                 time.Duration // round trip of the facts command
-	Ports                                               map[int]bool
-	Iface                                               string
-	BrNetfilter, Overlay                                bool
-	Missing                                             []string
-	PkgManager                                          string
-	Active                                              map[string]bool // k4t-managed units now running (active, or activating, reloading, deactivating)
+	// OSLike and OSName are os-release's ID_LIKE and PRETTY_NAME.
+	OSLike, OSName string
+	// Firewall names an active host firewall (firewalld, ufw); SELinux is
+	// "enforcing" when it is.
+	Firewall, SELinux                      string
+	MemTotalKB, MemAvailableKB, DiskFreeKB int64
+	Swap                                   int
+	Time                                   time.Time
+	RTT                                    time.Duration // round trip of the facts command
+	Ports                                  map[int]bool
+	Iface                                  string
+	BrNetfilter, Overlay                   bool
+	Missing                                []string
+	PkgManager                             string
+	Active                                 map[string]bool // k4t-managed units now running (active, or activating, reloading, deactivating)
 	// Sysctl holds the live values of the kernel settings k4t manages
 	// ("net.ipv4.ip_forward" -> "1"); "" when the key does not exist.
 	Sysctl map[string]string
@@ -163,6 +171,14 @@ func parseFacts(out string) *Facts {
 			f.OS = v
 		case "os_version":
 			f.OSVersion = v
+		case "os_like":
+			f.OSLike = v
+		case "os_name":
+			f.OSName = v
+		case "firewall":
+			f.Firewall = v
+		case "selinux":
+			f.SELinux = v
 		case "arch":
 			f.Arch = v
 		case "kernel":

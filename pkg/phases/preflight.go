@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/engine"
+	"k4t.io/k4t/pkg/hostos"
 )
 
 // Preflight reaches every host and checks all of them before any host is
@@ -99,8 +101,20 @@ func (p *Preflight) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Cha
 	p.mu.Unlock()
 	h, name := hc.Host, hc.Name()
 	if !p.skip(r, "os") {
+		hos, err := hostos.Detect(hostos.Release{ID: f.OS, IDLike: f.OSLike, VersionID: f.OSVersion, PrettyName: f.OSName})
+		var ue *hostos.UnsupportedError
+		switch {
+		case errors.As(err, &ue) && r.Options.ForceOS:
+			r.Events.Warnf(p.Name(), name, "%s; going on as on a %s host (--force-os)", ue.Reason, hos.Family)
+		case errors.As(err, &ue):
+			p.fail(name, "os", ue.Hint, "%s", ue.Reason)
+		}
 		if f.Init != "systemd" {
-			p.fail(name, "os", "k4t manages services with systemd; use a systemd-based distribution", "init system is %q, not systemd", f.Init)
+			hint := "k4t manages services with systemd; use a systemd-based distribution"
+			if hos.Init == "openrc" {
+				hint = "k4t's OpenRC service layer is not built yet; use a systemd-based host (" + strings.Join(hostos.Supported()[:3], "; ") + ")"
+			}
+			p.fail(name, "os", hint, "init system is %q, not systemd", f.Init)
 		}
 		if f.Arch != "x86_64" && f.Arch != "aarch64" {
 			p.fail(name, "os", "use an amd64 or arm64 host", "unsupported architecture %q", f.Arch)
@@ -148,6 +162,13 @@ func (p *Preflight) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Cha
 			p.fail(name, "kernel", "load it (modprobe overlay) or use a kernel with it built in", "overlay filesystem is not available")
 		}
 	}
+	if f.Firewall != "" && !p.skip(r, "firewall") {
+		p.fail(name, "firewall", firewallHint(f.Firewall, firewallPorts(r, h)),
+			"%s is active, and k4t does not open ports in it yet; this host needs %s open", f.Firewall, strings.Join(firewallPorts(r, h), ", "))
+	}
+	if f.SELinux == "enforcing" {
+		r.Events.Warnf(p.Name(), name, "SELinux is enforcing and k4t sets no SELinux labels for containerd and kubelet yet: if pods fail with \"permission denied\", make it permissive (setenforce 0, and SELINUX=permissive in /etc/selinux/config)")
+	}
 	if h.HasRole(v1alpha1.RoleSLB) && f.PkgManager == "" && !p.skip(r, "packages") {
 		p.fail(name, "packages", "install haproxy and keepalived by hand, or use a distribution with apt, dnf, yum or apk", "no supported package manager found")
 	}
@@ -189,4 +210,70 @@ func (p *Preflight) Check(ctx context.Context, r *engine.Run) error {
 	}
 	sort.SliceStable(p.problems, func(i, j int) bool { return p.problems[i].Error() < p.problems[j].Error() })
 	return errors.Join(p.problems...)
+}
+
+// firewallPorts lists what a host's roles need open in a host firewall,
+// as firewalld names them; the pod network's traffic between nodes is
+// routed (bridge) and needs forwarding allowed.
+func firewallPorts(r *engine.Run, h *v1alpha1.Host) []string {
+	var out []string
+	add := func(ps ...string) {
+		for _, p := range ps {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	if h.HasRole(v1alpha1.RoleSLB) {
+		add(fmt.Sprintf("%d/tcp", r.Cluster.Spec.ControlPlaneEndpoint.Port), "vrrp (IP protocol 112)")
+	}
+	if h.HasRole(v1alpha1.RoleMaster) {
+		add("6443/tcp")
+		if r.Cluster.Spec.Etcd.Topology != v1alpha1.EtcdExternal {
+			add("2379-2380/tcp")
+		}
+		add("10250/tcp", "10257/tcp", "10259/tcp")
+	}
+	if h.HasRole(v1alpha1.RoleEtcd) {
+		add("2379-2380/tcp")
+	}
+	if h.HasRole(v1alpha1.RoleWorker) {
+		add("10250/tcp", "30000-32767/tcp")
+	}
+	return out
+}
+
+// firewallHint says how to open ports in the active firewall.
+func firewallHint(fw string, ports []string) string {
+	var tcp []string
+	vrrp := false
+	for _, p := range ports {
+		if strings.HasPrefix(p, "vrrp") {
+			vrrp = true
+			continue
+		}
+		tcp = append(tcp, p)
+	}
+	var cmd string
+	switch fw {
+	case "firewalld":
+		cmd = "firewall-cmd --permanent"
+		for _, p := range tcp {
+			cmd += " --add-port=" + p
+		}
+		if vrrp {
+			cmd += " --add-protocol=vrrp"
+		}
+		cmd += " && firewall-cmd --reload"
+	case "ufw":
+		var parts []string
+		for _, p := range tcp {
+			parts = append(parts, "ufw allow "+strings.Replace(p, "-", ":", 1))
+		}
+		if vrrp {
+			parts = append(parts, "ufw allow proto vrrp from any (or an iptables rule for -p 112)")
+		}
+		cmd = strings.Join(parts, " && ")
+	}
+	return "open them (" + cmd + "), then re-run; or, if they are open already, skip the check with preflight.skip: [firewall]"
 }

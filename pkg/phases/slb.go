@@ -10,6 +10,7 @@ import (
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/engine"
+	"k4t.io/k4t/pkg/hostos"
 	"k4t.io/k4t/pkg/templates"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -171,17 +172,10 @@ func vrrpPassword(r *engine.Run) (string, error) {
 // installPackages installs packages with the host's package manager.
 func installPackages(hc *engine.HostCtx, f *engine.Facts, pkgs ...string) (*engine.Change, error) {
 	list := strings.Join(pkgs, " ")
-	var cmd string
-	switch f.PkgManager {
-	case "apt-get":
-		cmd = "DEBIAN_FRONTEND=noninteractive apt-get install -y -q " + list
-	case "dnf", "yum":
-		cmd = f.PkgManager + " install -y " + list
-	case "apk":
-		cmd = "apk add --no-cache " + list
-	default:
+	if f.PkgManager == "" {
 		return nil, fmt.Errorf("%s are not installed and no package manager was found — install them by hand", list)
 	}
+	cmd := hostos.OS{PkgManager: f.PkgManager}.InstallCommand(pkgs...)
 	c := engine.CommandChange(hc, "", "install "+list+" ("+f.PkgManager+")", cmd)
 	c.Kind, c.Key = engine.KindPackage, "package:"+list
 	return c, nil

@@ -1,5 +1,5 @@
 # k4t facts: one key=value per line; read-only. $1 = the host's internal address.
-. /etc/os-release 2>/dev/null; echo "os=$ID"; echo "os_version=$VERSION_ID"
+. /etc/os-release 2>/dev/null; echo "os=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"; echo "os_name=$PRETTY_NAME"
 echo "arch=$(uname -m)"; echo "kernel=$(uname -r)"; echo "hostname=$(hostname)"
 echo "init=$(cat /proc/1/comm)"; echo "cgroup=$(stat -fc %T /sys/fs/cgroup)"
 awk '/^MemTotal|^MemAvailable/{print tolower($1) $2}' /proc/meminfo | sed 's/:/=/'
@@ -16,3 +16,8 @@ for c in systemctl sha256sum ip iptables sysctl mount tar; do command -v $c >/de
 for p in apt-get dnf yum apk; do command -v $p >/dev/null && { echo "pkg=$p"; break; }; done
 # The live value of each key k4t's sysctl file sets (the file is the list).
 for k in $(sed -n 's/^ *\([a-z0-9_.-]*\) *=.*/\1/p' /etc/sysctl.d/99-k4t.conf 2>/dev/null); do echo "sysctl=$k=$(cat /proc/sys/$(echo $k | tr . /) 2>/dev/null)"; done
+# A host firewall that would drop k4t's ports, and SELinux's mode.
+systemctl is-active -q firewalld 2>/dev/null && echo "firewall=firewalld"
+grep -qs '^ENABLED=yes' /etc/ufw/ufw.conf && echo "firewall=ufw"
+[ "$(cat /sys/fs/selinux/enforce 2>/dev/null)" = 1 ] && echo "selinux=enforcing"
+true
