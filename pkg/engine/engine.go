@@ -80,7 +80,7 @@ type Summary struct {
 func (e *Engine) Execute(ctx context.Context) (*Summary, error) {
 	r := e.Run
 	start := time.Now()
-	var uploadedBefore int64 // the Dialer's count is the session's; this run's share is reported
+	var uploadedBefore map[string]int64 // the Dialer's counts are the session's; this run's share is reported
 	if r.Uploaded != nil {
 		uploadedBefore = r.Uploaded()
 	}
@@ -114,8 +114,17 @@ func (e *Engine) Execute(ctx context.Context) (*Summary, error) {
 	sum.Duration = time.Since(start)
 	end := events.Event{Type: events.RunEnd, Changes: sum.Changes, Duration: sum.Duration, Message: verb + " complete"}
 	if r.Uploaded != nil {
-		n := r.Uploaded() - uploadedBefore
-		end.Uploaded = &n
+		var total int64
+		for h, n := range r.Uploaded() {
+			if n -= uploadedBefore[h]; n > 0 {
+				if end.UploadedBy == nil {
+					end.UploadedBy = map[string]int64{}
+				}
+				end.UploadedBy[h] = n
+				total += n
+			}
+		}
+		end.Uploaded = &total
 	}
 	if runErr != nil {
 		end.Error = runErr.Error()

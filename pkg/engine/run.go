@@ -32,9 +32,9 @@ type Run struct {
 	DryRun bool
 	// Options that phases read.
 	Options Options
-	// Uploaded, if set, counts the file bytes sent to hosts so far; the
-	// run's end event reports it.
-	Uploaded func() int64
+	// Uploaded, if set, counts the file bytes sent to each host so far;
+	// the run's end event reports them.
+	Uploaded func() map[string]int64
 
 	pending []state.Pending
 

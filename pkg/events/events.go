@@ -44,6 +44,8 @@ type Event struct {
 	Level    string        `json:"level,omitempty"` // for messages: info, warn
 	// Uploaded: at run_end, the file bytes sent to hosts (0 on a no-op).
 	Uploaded *int64 `json:"bytes_uploaded,omitempty"`
+	// UploadedBy: at run_end, the same per host (hosts sent nothing left out).
+	UploadedBy map[string]int64 `json:"bytes_uploaded_by_host,omitempty"`
 }
 
 // MarshalJSON writes durations in seconds, which machines read easily.
@@ -168,7 +170,11 @@ func (t *Text) Emit(ev Event) {
 		if ev.Error != "" {
 			fmt.Fprintf(t.W, "k4t: failed after %s: %d change(s) made\n", round(ev.Duration), ev.Changes)
 		} else {
-			fmt.Fprintf(t.W, "k4t: %s in %s: %d change(s)\n", ev.Message, round(ev.Duration), ev.Changes)
+			up := ""
+			if ev.Uploaded != nil && *ev.Uploaded > 0 {
+				up = fmt.Sprintf(", %.1f MB uploaded to %d host(s)", float64(*ev.Uploaded)/1e6, len(ev.UploadedBy))
+			}
+			fmt.Fprintf(t.W, "k4t: %s in %s: %d change(s)%s\n", ev.Message, round(ev.Duration), ev.Changes, up)
 		}
 	}
 }

@@ -241,8 +241,8 @@ func TestDialerCountsUploadedBytes(t *testing.T) {
 		if _, err := h.Put(context.Background(), f); err != nil {
 			t.Fatal(err)
 		}
-		if got := d.Uploaded(); got != want {
-			t.Fatalf("put %d: %d bytes counted, want %d", i+1, got, want)
+		if got := d.Uploaded(); len(got) != 1 || got[cfg.Name] != want {
+			t.Fatalf("put %d: %v bytes counted, want %s: %d", i+1, got, cfg.Name, want)
 		}
 	}
 }

@@ -82,7 +82,7 @@ type Dialer struct {
 	Log *slog.Logger
 
 	conns    atomic.Int64
-	uploaded atomic.Int64
+	uploaded sync.Map // host name -> *atomic.Int64
 	jumps    shared[*ssh.Client]
 }
 
@@ -92,9 +92,22 @@ func NewDialer() *Dialer { return &Dialer{} }
 // Conns is the number of SSH connections opened (jump hops included).
 func (d *Dialer) Conns() int64 { return d.conns.Load() }
 
-// Uploaded is the number of file bytes its hosts' Put sent (0 when every
-// file was already in place).
-func (d *Dialer) Uploaded() int64 { return d.uploaded.Load() }
+// Uploaded is the number of file bytes its hosts' Put sent, per host (0
+// when every file was already in place).
+func (d *Dialer) Uploaded() map[string]int64 {
+	out := map[string]int64{}
+	d.uploaded.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return out
+}
+
+// uploadCounter is the byte count of the host named name.
+func (d *Dialer) uploadCounter(name string) *atomic.Int64 {
+	c, _ := d.uploaded.LoadOrStore(name, new(atomic.Int64))
+	return c.(*atomic.Int64)
+}
 
 // Close closes the shared jump host connections. Hosts dialled through them
 // stop working; close those first.
@@ -132,7 +145,7 @@ func (d *Dialer) Dial(ctx context.Context, cfg Config) (Host, error) {
 		return nil, err
 	}
 	h := newSSHHost(cfg, c, owned)
-	h.uploaded = &d.uploaded
+	h.uploaded = d.uploadCounter(cfg.Name)
 	// A connection that drops mid-run (sshd restarted, its child killed) is
 	// dialled again, with the same host key checks, before the next command.
 	h.redial = dial

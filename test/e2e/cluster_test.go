@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -293,6 +294,16 @@ func reportCreate(name string, r result) {
 	for _, ev := range r.events {
 		if ev["type"] == "phase_end" {
 			fmt.Printf("FIGURE   phase %-14s %6.2fs  %v change(s)\n", ev["phase"], ev["duration_s"], ev["changes"])
+		}
+	}
+	for _, ev := range r.events {
+		if by, ok := ev["bytes_uploaded_by_host"].(map[string]any); ok && ev["type"] == "run_end" {
+			hosts := slices.Sorted(maps.Keys(by))
+			var parts []string
+			for _, h := range hosts {
+				parts = append(parts, fmt.Sprintf("%s %.1f MB", h, by[h].(float64)/1e6))
+			}
+			fmt.Printf("FIGURE   bytes uploaded by host: %s\n", strings.Join(parts, ", "))
 		}
 	}
 	bare := bareCriticalPath(r)
