@@ -13,18 +13,18 @@ import (
 // Read top to bottom, it is what k4t does to a cluster.
 func Create() []engine.Phase {
 	return []engine.Phase{
-		&phases.Preflight{},     // reach every host, check all of them before changing any
-		&phases.PKI{},           // CAs and certificates in the state dir (local)
-		&phases.OS{},            // hostname, /etc/hosts, sysctls, swap off
-		&phases.SLB{},           // HAProxy + keepalived on the slb hosts, as one transaction
-		&phases.Etcd{},          // etcd members as systemd units, TLS, health-gated
-		&phases.Runtime{},       // containerd, runc, CNI plugins, images imported offline
-		&phases.Kubelet{},       // kubeadm, kubelet, kubectl, the kubelet unit
-		&phases.EtcdEndpoints{}, // a running cluster's kubeadm-config lists every etcd member, for masters that join
-		&phases.ControlPlane{},  // kubeadm init on the first master, joins one at a time
-		&phases.Workers{},       // kubeadm join through the VIP
-		&phases.Network{},       // bridge CNI + routes between nodes; waits for Ready
-		&phases.NodeLabels{},    // the inventory's labels on each Node (and only k4t's removed)
-		&phases.Kubeconfig{},    // admin kubeconfig to the state dir (server = VIP)
+		&phases.Preflight{Install: true}, // reach every host, check all of them before changing any
+		&phases.PKI{},                    // CAs and certificates in the state dir (local)
+		&phases.OS{},                     // hostname, /etc/hosts, sysctls, swap off
+		&phases.SLB{},                    // HAProxy + keepalived on the slb hosts, as one transaction
+		&phases.Etcd{},                   // etcd members as systemd units, TLS, health-gated
+		&phases.Runtime{},                // containerd, runc, CNI plugins, images imported offline
+		&phases.Kubelet{},                // kubeadm, kubelet, kubectl, the kubelet unit
+		&phases.EtcdEndpoints{},          // a running cluster's kubeadm-config lists every etcd member, for masters that join
+		&phases.ControlPlane{},           // kubeadm init on the first master, joins one at a time
+		&phases.Workers{},                // kubeadm join through the VIP
+		&phases.Network{},                // bridge CNI + routes between nodes; waits for Ready
+		&phases.NodeLabels{},             // the inventory's labels on each Node (and only k4t's removed)
+		&phases.Kubeconfig{},             // admin kubeconfig to the state dir (server = VIP)
 	}
 }

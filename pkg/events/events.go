@@ -172,11 +172,24 @@ func (t *Text) Emit(ev Event) {
 		} else {
 			up := ""
 			if ev.Uploaded != nil && *ev.Uploaded > 0 {
-				up = fmt.Sprintf(", %.1f MB uploaded to %d host(s)", float64(*ev.Uploaded)/1e6, len(ev.UploadedBy))
+				up = fmt.Sprintf(", %s uploaded to %d host(s)", byteSize(*ev.Uploaded), len(ev.UploadedBy))
 			}
 			fmt.Fprintf(t.W, "k4t: %s in %s: %d change(s)%s\n", ev.Message, round(ev.Duration), ev.Changes, up)
 		}
 	}
+}
+
+// byteSize is n in B, kB, MB or GB (decimal), for people.
+func byteSize(n int64) string {
+	switch {
+	case n < 1e3:
+		return fmt.Sprintf("%d B", n)
+	case n < 1e6:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	case n < 1e9:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
 }
 
 func round(d time.Duration) time.Duration {

@@ -118,6 +118,8 @@ type UnsupportedError struct {
 	Release Release
 	Reason  string
 	Hint    string
+	// Final: --force-os cannot help (a release k4t is known not to work on).
+	Final bool
 }
 
 func (e *UnsupportedError) Error() string { return e.Reason }
@@ -128,8 +130,8 @@ func (e *UnsupportedError) Error() string { return e.Reason }
 func Detect(r Release) (OS, error) {
 	v, verr := parseVersion(r.VersionID)
 	if r.ID == "centos" && verr == nil && v.major > 0 && v.major <= 7 {
-		return guess(r), &UnsupportedError{Release: r,
-			Reason: fmt.Sprintf("%s is not supported: it reached its end of life on 2024-06-30, its glibc (2.17) is too old for today's containerd, and it has cgroup v1 only", r),
+		return guess(r), &UnsupportedError{Release: r, Final: true,
+			Reason: fmt.Sprintf("%s is not supported, even with --force-os: CentOS Linux 7 and older are past their end of life (7 ended on 2024-06-30), their glibc (2.17 or older) is too old for today's containerd, and they have cgroup v1 only", r),
 			Hint:   "move the host to Rocky Linux or AlmaLinux 8 or later (both have in-place migration tools from CentOS), then re-run"}
 	}
 	for _, s := range supported() {
@@ -138,8 +140,10 @@ func Detect(r Release) (OS, error) {
 		}
 		os := withFamily(r, s.family)
 		switch {
+		case verr != nil && r.VersionID == "":
+			return os, unsupported(r, fmt.Sprintf("%s has no VERSION_ID (a testing or rolling release?); k4t supports %s", r, s.name))
 		case verr != nil:
-			return os, unsupported(r, fmt.Sprintf("%s: cannot read its version (VERSION_ID %q)", r, r.VersionID))
+			return os, unsupported(r, fmt.Sprintf("%s: cannot read its version (VERSION_ID %q); k4t supports %s", r, r.VersionID, s.name))
 		case v.less(s.min):
 			return os, unsupported(r, fmt.Sprintf("%s is older than k4t supports (%s)", r, s.name))
 		case s.max != (version{}) && s.max.less(v.trim(s.max)):

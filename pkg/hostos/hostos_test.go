@@ -40,7 +40,7 @@ func TestDetectRealReleases(t *testing.T) {
 		{"alpine-3.20.7", Alpine, "apk", "openrc", ""},
 		{"alpine-3.21.4", Alpine, "apk", "openrc", ""},
 		{"alpine-3.22.1", Alpine, "apk", "openrc", ""},
-		{"centos-7", RHEL, "dnf", "systemd", "end of life on 2024-06-30"},
+		{"centos-7", RHEL, "dnf", "systemd", "end of life (7 ended on 2024-06-30)"},
 		{"fedora-42", RHEL, "dnf", "systemd", "Fedora Linux 42 (Forty Two) is not a distribution k4t supports"},
 		{"opensuse-leap-15.6", Debian, "apt-get", "systemd", "openSUSE Leap 15.6 is not a distribution k4t supports"},
 		{"arch", Debian, "apt-get", "systemd", "Arch Linux is not a distribution k4t supports"},
@@ -65,6 +65,9 @@ func TestDetectRealReleases(t *testing.T) {
 				t.Fatalf("error %v, want an *UnsupportedError saying %q", err, tc.refused)
 			}
 			if tc.file == "centos-7" {
+				if !ue.Final {
+					t.Error("CentOS 7's refusal can be overridden with --force-os")
+				}
 				if !strings.Contains(ue.Hint, "Rocky Linux or AlmaLinux 8") || !strings.Contains(ue.Reason, "glibc") || !strings.Contains(ue.Reason, "cgroup v1") {
 					t.Errorf("CentOS 7: %s — %s", ue.Reason, ue.Hint)
 				}
@@ -82,7 +85,8 @@ func TestDetectVersionBounds(t *testing.T) {
 	}{
 		{Release{ID: "debian", VersionID: "10"}, "older than k4t supports (Debian 11–13)"},
 		{Release{ID: "debian", VersionID: "14"}, "newer than k4t has been tried on"},
-		{Release{ID: "debian"}, "cannot read its version"}, // testing and sid have no VERSION_ID
+		{Release{ID: "debian"}, "debian has no VERSION_ID (a testing or rolling release?)"}, // as testing and sid
+		{Release{ID: "alpine", VersionID: "3.23_alpha20250108"}, "cannot read its version"}, // edge
 		{Release{ID: "ubuntu", VersionID: "20.04"}, "older"},
 		{Release{ID: "ubuntu", VersionID: "26.10"}, "newer"},
 		{Release{ID: "rocky", VersionID: "9.6"}, ""},

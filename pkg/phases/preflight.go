@@ -22,6 +22,10 @@ type Preflight struct {
 	// Restore: this run is `k4t etcd restore`, which finishes a restore
 	// that stopped half-way; every other command refuses to run then.
 	Restore bool
+	// Install: this run sets hosts up (create, apply), so it also checks
+	// what only a new service needs, such as a host firewall's open ports;
+	// reset, upgrade, backups and restores of a running cluster do not.
+	Install bool
 
 	mu       sync.Mutex
 	problems []error
@@ -104,7 +108,7 @@ func (p *Preflight) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Cha
 		hos, err := hostos.Detect(hostos.Release{ID: f.OS, IDLike: f.OSLike, VersionID: f.OSVersion, PrettyName: f.OSName})
 		var ue *hostos.UnsupportedError
 		switch {
-		case errors.As(err, &ue) && r.Options.ForceOS:
+		case errors.As(err, &ue) && r.Options.ForceOS && !ue.Final:
 			r.Events.Warnf(p.Name(), name, "%s; going on as on a %s host (--force-os)", ue.Reason, hos.Family)
 		case errors.As(err, &ue):
 			p.fail(name, "os", ue.Hint, "%s", ue.Reason)
@@ -162,9 +166,14 @@ func (p *Preflight) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Cha
 			p.fail(name, "kernel", "load it (modprobe overlay) or use a kernel with it built in", "overlay filesystem is not available")
 		}
 	}
-	if f.Firewall != "" && !p.skip(r, "firewall") {
-		p.fail(name, "firewall", firewallHint(f.Firewall, firewallPorts(r, h)),
-			"%s is active, and k4t does not open ports in it yet; this host needs %s open", f.Firewall, strings.Join(firewallPorts(r, h), ", "))
+	if p.Install && f.Firewall != "" && !p.skip(r, "firewall") {
+		pods := h.HasRole(v1alpha1.RoleMaster) || h.HasRole(v1alpha1.RoleWorker)
+		need := strings.Join(firewallPorts(r, h), ", ")
+		if pods {
+			need += ", and the pod network's traffic between nodes (" + r.Cluster.Spec.Kubernetes.PodCIDR + ", routed) allowed"
+		}
+		p.fail(name, "firewall", firewallHint(f.Firewall, firewallPorts(r, h), pods, r.Cluster.Spec.Kubernetes.PodCIDR),
+			"%s is active, and k4t does not open ports in it yet; this host needs %s open", f.Firewall, need)
 	}
 	if f.SELinux == "enforcing" {
 		r.Events.Warnf(p.Name(), name, "SELinux is enforcing and k4t sets no SELinux labels for containerd and kubelet yet: if pods fail with \"permission denied\", make it permissive (setenforce 0, and SELINUX=permissive in /etc/selinux/config)")
@@ -243,8 +252,9 @@ func firewallPorts(r *engine.Run, h *v1alpha1.Host) []string {
 	return out
 }
 
-// firewallHint says how to open ports in the active firewall.
-func firewallHint(fw string, ports []string) string {
+// firewallHint says how to open ports in the active firewall and, on a
+// Kubernetes node, let the pod network's routed traffic through.
+func firewallHint(fw string, ports []string, pods bool, podCIDR string) string {
 	var tcp []string
 	vrrp := false
 	for _, p := range ports {
@@ -264,6 +274,9 @@ func firewallHint(fw string, ports []string) string {
 		if vrrp {
 			cmd += " --add-protocol=vrrp"
 		}
+		if pods {
+			cmd += " && firewall-cmd --permanent --zone=trusted --add-source=" + podCIDR
+		}
 		cmd += " && firewall-cmd --reload"
 	case "ufw":
 		var parts []string
@@ -272,6 +285,9 @@ func firewallHint(fw string, ports []string) string {
 		}
 		if vrrp {
 			parts = append(parts, "ufw allow proto vrrp from any (or an iptables rule for -p 112)")
+		}
+		if pods {
+			parts = append(parts, "ufw route allow from "+podCIDR)
 		}
 		cmd = strings.Join(parts, " && ")
 	}

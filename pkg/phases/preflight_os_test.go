@@ -27,7 +27,7 @@ func releaseFacts(t *testing.T, release string) string {
 	}
 	var line string
 	for _, l := range strings.Split(string(script), "\n") {
-		if strings.HasPrefix(l, ". /etc/os-release") {
+		if strings.Contains(l, "/etc/os-release") && !strings.HasPrefix(l, "#") {
 			line = l
 		}
 	}
@@ -45,9 +45,14 @@ func releaseFacts(t *testing.T, release string) string {
 	return string(out)
 }
 
-// preflightOn runs preflight (as plan does) on the HA example, every host
-// answering the facts command as a host of release does, with extra facts.
+// preflightOn runs create's preflight (as plan does) on the HA example,
+// every host answering the facts command as a host of release does, with
+// extra facts.
 func preflightOn(t *testing.T, release, extra string, force bool) (error, []events.Event) {
+	return preflightWith(t, &Preflight{Install: true}, release, extra, force)
+}
+
+func preflightWith(t *testing.T, p *Preflight, release, extra string, force bool) (error, []events.Event) {
 	t.Helper()
 	c, st := loadExample(t, "ha.yaml")
 	fakes := map[string]*transport.Fake{}
@@ -61,7 +66,7 @@ func preflightOn(t *testing.T, release, extra string, force bool) (error, []even
 	r := &engine.Run{Cluster: c, State: st, Events: events.NewEmitter("os", coll), DryRun: true,
 		Connect: func(ctx context.Context, h *v1alpha1.Host) (transport.Host, error) { return fakes[h.Name], nil },
 		Options: engine.Options{ForceOS: force}}
-	_, err := (&engine.Engine{Run: r, Phases: []engine.Phase{&Preflight{}}}).Execute(context.Background())
+	_, err := (&engine.Engine{Run: r, Phases: []engine.Phase{p}}).Execute(context.Background())
 	return err, coll.Of(events.Message)
 }
 
@@ -74,8 +79,10 @@ func TestPreflightOS(t *testing.T) {
 	}
 	// CentOS 7: refused on every host, with the way out.
 	err, _ := preflightOn(t, "centos-7", "", false)
-	mustErr(t, err, "master1 / preflight: [os] CentOS Linux 7 (Core) is not supported: it reached its end of life on 2024-06-30",
-		"glibc (2.17)", "cgroup v1 only", "move the host to Rocky Linux or AlmaLinux 8 or later", "worker3 / preflight")
+	mustErr(t, err, "master1 / preflight: [os] CentOS Linux 7 (Core) is not supported, even with --force-os: CentOS Linux 7 and older are past their end of life (7 ended on 2024-06-30)",
+		"glibc (2.17 or older)", "cgroup v1 only", "move the host to Rocky Linux or AlmaLinux 8 or later", "worker3 / preflight")
+	err, _ = preflightOn(t, "centos-7", "", true)
+	mustErr(t, err, "master1 / preflight: [os] CentOS Linux 7 (Core) is not supported, even with --force-os")
 	// Another distribution: refused with the list; --force-os goes on with a warning.
 	err, _ = preflightOn(t, "opensuse-leap-15.6", "", false)
 	mustErr(t, err, "slb1 / preflight: [os] openSUSE Leap 15.6 is not a distribution k4t supports",
@@ -95,11 +102,16 @@ func TestPreflightFirewall(t *testing.T) {
 	err, _ := preflightOn(t, "rocky-9.4", "firewall=firewalld\n", false)
 	mustErr(t, err,
 		"slb1 / preflight: [firewall] firewalld is active, and k4t does not open ports in it yet; this host needs 6443/tcp, vrrp (IP protocol 112) open — open them (firewall-cmd --permanent --add-port=6443/tcp --add-protocol=vrrp && firewall-cmd --reload)",
-		"master1 / preflight: [firewall] firewalld is active, and k4t does not open ports in it yet; this host needs 6443/tcp, 2379-2380/tcp, 10250/tcp, 10257/tcp, 10259/tcp open",
-		"worker1 / preflight: [firewall] firewalld is active, and k4t does not open ports in it yet; this host needs 10250/tcp, 30000-32767/tcp open",
+		"master1 / preflight: [firewall] firewalld is active, and k4t does not open ports in it yet; this host needs 6443/tcp, 2379-2380/tcp, 10250/tcp, 10257/tcp, 10259/tcp, and the pod network's traffic between nodes (10.244.0.0/16, routed) allowed open",
+		"worker1 / preflight: [firewall] firewalld is active, and k4t does not open ports in it yet; this host needs 10250/tcp, 30000-32767/tcp, and the pod network's traffic between nodes (10.244.0.0/16, routed) allowed open — open them (firewall-cmd --permanent --add-port=10250/tcp --add-port=30000-32767/tcp && firewall-cmd --permanent --zone=trusted --add-source=10.244.0.0/16 && firewall-cmd --reload)",
 		"preflight.skip: [firewall]")
+	// Only a run that sets hosts up checks it: a reset, an upgrade or a
+	// backup of a running cluster does not need new ports.
+	if err, _ := preflightWith(t, &Preflight{}, "rocky-9.4", "firewall=firewalld\n", false); err != nil {
+		t.Errorf("preflight of another command refused an active firewalld: %v", err)
+	}
 	err, _ = preflightOn(t, "ubuntu-24.04", "firewall=ufw\n", false)
-	mustErr(t, err, "worker2 / preflight: [firewall] ufw is active", "ufw allow 10250/tcp && ufw allow 30000:32767/tcp")
+	mustErr(t, err, "worker2 / preflight: [firewall] ufw is active", "ufw allow 10250/tcp && ufw allow 30000:32767/tcp && ufw route allow from 10.244.0.0/16")
 	err, msgs := preflightOn(t, "rocky-9.4", "selinux=enforcing\n", false)
 	if err != nil {
 		t.Errorf("SELinux enforcing refused: %v", err)

@@ -1,5 +1,5 @@
 # k4t facts: one key=value per line; read-only. $1 = the host's internal address.
-. /etc/os-release 2>/dev/null; echo "os=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"; echo "os_name=$PRETTY_NAME"
+for osr in /etc/os-release /usr/lib/os-release; do [ -r $osr ] && { . $osr; break; }; done; echo "os=$ID"; echo "os_version=$VERSION_ID"; echo "os_like=$ID_LIKE"; echo "os_name=$PRETTY_NAME"
 echo "arch=$(uname -m)"; echo "kernel=$(uname -r)"; echo "hostname=$(hostname)"
 echo "init=$(cat /proc/1/comm)"; echo "cgroup=$(stat -fc %T /sys/fs/cgroup)"
 awk '/^MemTotal|^MemAvailable/{print tolower($1) $2}' /proc/meminfo | sed 's/:/=/'
