@@ -215,6 +215,9 @@ func (e *Engine) plan(ctx context.Context, p HostPlanner) ([]*HostPlan, error) {
 	for i, h := range hosts {
 		plans[i] = &HostPlan{HostCtx: &HostCtx{Host: h, Run: r}}
 	}
+	if r.DryRun {
+		ctx = transport.WithoutKeptSums(ctx) // a plan leaves no trace on a host
+	}
 	err := e.forEach(ctx, plans, func(ctx context.Context, pl *HostPlan) error {
 		conn, err := r.Connect(ctx, pl.Host)
 		if err != nil {

@@ -23,6 +23,19 @@ import (
 //go:embed scripts/stat.sh
 var statScript string
 
+// noKeepKey marks a context whose stats must not write the host's
+// checksum cache.
+type noKeepKey struct{}
+
+// WithoutKeptSums returns a context under which Stat and StatMany read
+// the sums a host has kept but keep none: for plan, which leaves no trace on
+// a host (not even in /run).
+func WithoutKeptSums(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noKeepKey{}, true)
+}
+
+func keepSums(ctx context.Context) bool { return ctx.Value(noKeepKey{}) == nil }
+
 // Stat is StatMany of one path.
 func (h *sshHost) Stat(ctx context.Context, p string) (FileInfo, error) {
 	fis, err := h.StatMany(ctx, []string{p})
@@ -38,9 +51,12 @@ func (h *sshHost) StatMany(ctx context.Context, paths []string) ([]FileInfo, err
 	if len(paths) == 0 {
 		return nil, nil
 	}
-	q := make([]string, len(paths))
-	for i, p := range paths {
-		q[i] = ShellQuote(p)
+	var q []string
+	if !keepSums(ctx) {
+		q = append(q, "--no-keep")
+	}
+	for _, p := range paths {
+		q = append(q, ShellQuote(p))
 	}
 	res, err := h.Run(ctx, Cmd{
 		Command:  "sh -s -- " + strings.Join(q, " "),

@@ -22,7 +22,11 @@ func runStat(t *testing.T, cache string, now time.Time, paths ...string) []FileI
 	if err != nil {
 		t.Fatalf("stat.sh: %v\n%s", err, out)
 	}
-	fis, err := parseStats(out, len(paths))
+	n := len(paths)
+	if n > 0 && paths[0] == "--no-keep" {
+		n--
+	}
+	fis, err := parseStats(out, n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,5 +91,34 @@ func TestParseStats(t *testing.T) {
 	fis, err := parseStats([]byte("absent\n755 root:root "+strings.Repeat("a", 64)+"\n"), 2)
 	if err != nil || fis[0].Exists || !fis[1].Exists || fis[1].Mode.Perm() != 0o755 {
 		t.Fatalf("%+v %v", fis, err)
+	}
+}
+
+// With --no-keep (plan), kept sums are read and none is written: not even
+// the cache dir is made.
+func TestStatScriptNoKeep(t *testing.T) {
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	a := filepath.Join(dir, "a")
+	os.WriteFile(a, []byte("one"), 0o600)
+	later := time.Now().Add(time.Minute)
+	fis := runStat(t, cache, later, "--no-keep", a)
+	if len(fis) != 1 || fis[0].SHA256 != sum([]byte("one")) {
+		t.Fatalf("stat --no-keep: %+v", fis)
+	}
+	if _, err := os.Stat(cache); !os.IsNotExist(err) {
+		t.Fatalf("--no-keep made the cache dir (%v)", err)
+	}
+	runStat(t, cache, later, a) // an apply keeps it
+	kept, _ := os.ReadDir(cache)
+	if len(kept) != 1 {
+		t.Fatalf("want one kept sum, got %v", kept)
+	}
+	entry := filepath.Join(cache, kept[0].Name())
+	b, _ := os.ReadFile(entry)
+	doctored := strings.Replace(string(b), sum([]byte("one")), strings.Repeat("ab", 32), 1)
+	os.WriteFile(entry, []byte(doctored), 0o600)
+	if fis := runStat(t, cache, later, "--no-keep", a); fis[0].SHA256 != strings.Repeat("ab", 32) {
+		t.Errorf("--no-keep did not read the kept sum: %+v", fis)
 	}
 }

@@ -58,7 +58,7 @@ func fakeHost(h *sftp.Handlers, name string) sshtest.ExecFunc {
 				fmt.Fprintf(stdout, "%stime=%d.%09d\n", facts, now.Unix(), now.Nanosecond())
 				return 0
 			}
-			for _, p := range strings.Fields(strings.TrimPrefix(cmd, "sh -s -- ")) {
+			for _, p := range strings.Fields(strings.TrimPrefix(strings.TrimPrefix(cmd, "sh -s -- "), "--no-keep ")) {
 				b, ok := readFile(h, strings.Trim(p, "'"))
 				if !ok {
 					fmt.Fprintln(stdout, "absent")

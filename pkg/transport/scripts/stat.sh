@@ -6,11 +6,13 @@
 # whole seconds here). The file is opened once, so stat and sha256sum read
 # the same inode even if a symlink on the path is repointed meanwhile. The
 # loop's list is expanded once, so set -- may reuse $@. Sums of secret files
-# stay readable by root only (umask).
+# stay readable by root only (umask). With --no-keep (k4t plan) kept sums
+# are read, but nothing is written: a plan leaves no trace on the host.
 umask 077
 cache=${K4T_SUM_CACHE:-/run/k4t/sums} # both set by tests only; reset removes /run/k4t
 now=${K4T_STAT_NOW:-$(date +%s)}
-mkdir -p "$cache" 2>/dev/null
+keep=1
+if [ "${1-}" = --no-keep ]; then keep=0; shift; else mkdir -p "$cache" 2>/dev/null; fi
 for p in "$@"; do
 	[ -e "$p" ] || { echo absent; continue; }
 	exec 3<"$p" || { echo "k4t stat: cannot read $p" >&2; exit 1; }
@@ -24,7 +26,7 @@ for p in "$@"; do
 	if [ -z "$sum" ]; then
 		sum=$(sha256sum <&3) || { echo "k4t stat: cannot hash $p" >&2; exit 1; }
 		sum=${sum%% *}
-		if [ "$7" -lt $((now - 1)) ]; then { echo "$key $sum" >"$f"; } 2>/dev/null; fi
+		if [ $keep = 1 ] && [ "$7" -lt $((now - 1)) ]; then { echo "$key $sum" >"$f"; } 2>/dev/null; fi
 	fi
 	exec 3<&-
 	echo "$1 $2 $sum"
