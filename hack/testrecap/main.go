@@ -52,8 +52,8 @@ func main() {
 // recap copies the output of the test run in r to w, then the recap; it
 // says whether anything failed.
 func recap(r io.Reader, w io.Writer) (bool, error) {
-	logs := map[key][]string{}    // a test's own log lines (t.Log, t.Error: indented)
-	printed := map[key][]string{} // everything a test printed, for one that never finished
+	logs := map[key][]string{}     // a test's own log lines (t.Log, t.Error: indented)
+	printed := map[key][]string{}  // everything a test printed, for one that never finished
 	build := map[string][]string{} // the compiler's output per package that did not build
 	var builds []string
 	var started []key // in order
