@@ -168,12 +168,12 @@ func (p *Preflight) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Cha
 	}
 	if p.Install && f.Firewall != "" && !p.skip(r, "firewall") {
 		pods := h.HasRole(v1alpha1.RoleMaster) || h.HasRole(v1alpha1.RoleWorker)
-		need := strings.Join(firewallPorts(r, h), ", ")
+		need := strings.Join(firewallPorts(r, h), ", ") + " open"
 		if pods {
-			need += ", and the pod network's traffic between nodes (" + r.Cluster.Spec.Kubernetes.PodCIDR + ", routed) allowed"
+			need += " and the pod network's traffic between nodes (" + r.Cluster.Spec.Kubernetes.PodCIDR + ", routed) allowed"
 		}
 		p.fail(name, "firewall", firewallHint(f.Firewall, firewallPorts(r, h), pods, r.Cluster.Spec.Kubernetes.PodCIDR),
-			"%s is active, and k4t does not open ports in it yet; this host needs %s open", f.Firewall, need)
+			"%s is active, and k4t does not open ports in it yet; this host needs %s", f.Firewall, need)
 	}
 	if f.SELinux == "enforcing" {
 		r.Events.Warnf(p.Name(), name, "SELinux is enforcing and k4t sets no SELinux labels for containerd and kubelet yet: if pods fail with \"permission denied\", make it permissive (setenforce 0, and SELINUX=permissive in /etc/selinux/config)")

@@ -102,8 +102,8 @@ func TestPreflightFirewall(t *testing.T) {
 	err, _ := preflightOn(t, "rocky-9.4", "firewall=firewalld\n", false)
 	mustErr(t, err,
 		"slb1 / preflight: [firewall] firewalld is active, and k4t does not open ports in it yet; this host needs 6443/tcp, vrrp (IP protocol 112) open — open them (firewall-cmd --permanent --add-port=6443/tcp --add-protocol=vrrp && firewall-cmd --reload)",
-		"master1 / preflight: [firewall] firewalld is active, and k4t does not open ports in it yet; this host needs 6443/tcp, 2379-2380/tcp, 10250/tcp, 10257/tcp, 10259/tcp, and the pod network's traffic between nodes (10.244.0.0/16, routed) allowed open",
-		"worker1 / preflight: [firewall] firewalld is active, and k4t does not open ports in it yet; this host needs 10250/tcp, 30000-32767/tcp, and the pod network's traffic between nodes (10.244.0.0/16, routed) allowed open — open them (firewall-cmd --permanent --add-port=10250/tcp --add-port=30000-32767/tcp && firewall-cmd --permanent --zone=trusted --add-source=10.244.0.0/16 && firewall-cmd --reload)",
+		"master1 / preflight: [firewall] firewalld is active, and k4t does not open ports in it yet; this host needs 6443/tcp, 2379-2380/tcp, 10250/tcp, 10257/tcp, 10259/tcp open and the pod network's traffic between nodes (10.244.0.0/16, routed) allowed",
+		"worker1 / preflight: [firewall] firewalld is active, and k4t does not open ports in it yet; this host needs 10250/tcp, 30000-32767/tcp open and the pod network's traffic between nodes (10.244.0.0/16, routed) allowed — open them (firewall-cmd --permanent --add-port=10250/tcp --add-port=30000-32767/tcp && firewall-cmd --permanent --zone=trusted --add-source=10.244.0.0/16 && firewall-cmd --reload)",
 		"preflight.skip: [firewall]")
 	// Only a run that sets hosts up checks it: a reset, an upgrade or a
 	// backup of a running cluster does not need new ports.
