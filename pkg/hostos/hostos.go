@@ -103,11 +103,14 @@ func supported() []support {
 	}
 }
 
-// Supported lists the supported releases, for messages and docs.
-func Supported() []string {
+// Supported lists the supported releases, for messages and docs: those
+// whose init system is init, or all with "".
+func Supported(init string) []string {
 	var out []string
 	for _, s := range supported() {
-		out = append(out, s.name)
+		if init == "" || withFamily(Release{}, s.family).Init == init {
+			out = append(out, s.name)
+		}
 	}
 	return out
 }
@@ -156,7 +159,7 @@ func Detect(r Release) (OS, error) {
 
 func unsupported(r Release, reason string) *UnsupportedError {
 	return &UnsupportedError{Release: r, Reason: reason,
-		Hint: "k4t supports " + strings.Join(Supported(), "; ") + ". To try anyway, re-run with --force-os"}
+		Hint: "k4t supports " + strings.Join(Supported(""), "; ") + ". To try anyway, re-run with --force-os"}
 }
 
 // guess picks a family for a release k4t does not support: by ID, then

@@ -116,7 +116,7 @@ func (p *Preflight) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Cha
 		if f.Init != "systemd" {
 			hint := "k4t manages services with systemd; use a systemd-based distribution"
 			if hos.Init == "openrc" {
-				hint = "k4t's OpenRC service layer is not built yet; use a systemd-based host (" + strings.Join(hostos.Supported()[:3], "; ") + ")"
+				hint = "k4t's OpenRC service layer is not built yet; use a systemd-based host (" + strings.Join(hostos.Supported("systemd"), "; ") + ")"
 			}
 			p.fail(name, "os", hint, "init system is %q, not systemd", f.Init)
 		}
@@ -168,11 +168,12 @@ func (p *Preflight) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Cha
 	}
 	if p.Install && f.Firewall != "" && !p.skip(r, "firewall") {
 		pods := h.HasRole(v1alpha1.RoleMaster) || h.HasRole(v1alpha1.RoleWorker)
-		need := strings.Join(firewallPorts(r, h), ", ") + " open"
+		ports := firewallPorts(r, h)
+		need := strings.Join(ports, ", ") + " open"
 		if pods {
 			need += " and the pod network's traffic between nodes (" + r.Cluster.Spec.Kubernetes.PodCIDR + ", routed) allowed"
 		}
-		p.fail(name, "firewall", firewallHint(f.Firewall, firewallPorts(r, h), pods, r.Cluster.Spec.Kubernetes.PodCIDR),
+		p.fail(name, "firewall", firewallHint(f.Firewall, ports, pods, r.Cluster.Spec.Kubernetes.PodCIDR),
 			"%s is active, and k4t does not open ports in it yet; this host needs %s", f.Firewall, need)
 	}
 	if f.SELinux == "enforcing" {
