@@ -139,13 +139,51 @@ func recap(r io.Reader, w io.Writer) (bool, error) {
 			writeCapped(w, printed[f])
 		}
 	}
+	var why []string
 	for _, f := range failures {
 		if f.test != "" && !parents[f] {
 			fmt.Fprintf(w, "--- FAIL: %s\n", f.test)
 			writeCapped(w, logs[f])
+			why = append(why, f.test)
+			for _, h := range headers(logs[f]) {
+				why = append(why, "  "+h)
+			}
 		}
 	}
+	for _, f := range unfinished {
+		if !parents[f] {
+			why = append(why, f.test+" (never finished)")
+		}
+	}
+	// The last lines of all: the tests that failed themselves, each with
+	// the first line of its last few log entries. A CI page that keeps
+	// only a log's tail shows why, even after a long log.
+	fmt.Fprintf(w, "=== WHY: the tests that failed themselves, with their last %d log entries' first lines\n", whyEntries)
+	for _, s := range why {
+		fmt.Fprintln(w, s)
+	}
 	return true, nil
+}
+
+// whyEntries log entries per failed test, each cut to whyWidth bytes, end
+// the recap.
+const whyEntries, whyWidth = 3, 300
+
+// headers is the first line of each of the last whyEntries log entries in
+// l (a t.Log or t.Error call: a line "    file_test.go:N: …"; its
+// continuation lines are indented further).
+func headers(l []string) []string {
+	var h []string
+	for _, s := range l {
+		if strings.HasPrefix(s, "    ") && !strings.HasPrefix(s, "     ") {
+			s = strings.TrimSpace(s)
+			if len(s) > whyWidth {
+				s = strings.ToValidUTF8(s[:whyWidth], "") + " …"
+			}
+			h = append(h, s)
+		}
+	}
+	return h[max(0, len(h)-whyEntries):]
 }
 
 func writeCapped(w io.Writer, l []string) {

@@ -39,6 +39,9 @@ func TestRecap(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
 	}
+	if want := "=== WHY: the tests that failed themselves, with their last 3 log entries' first lines\nTestA/sub\n  reset_test.go:44: master4 after the reset:\n"; !strings.HasSuffix(got, want) {
+		t.Errorf("output does not end with %q:\n%s", want, got)
+	}
 	if strings.Contains(got[strings.Index(got, "RECAP"):], "fine") {
 		t.Errorf("a passed test's log is in the recap:\n%s", got)
 	}
