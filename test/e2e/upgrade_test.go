@@ -161,6 +161,9 @@ func (e *env) upgradeUnderLoad(t *testing.T) {
 			}
 		}
 	}
+	if slow := probe.slowCalls(); len(slow) > 0 {
+		fmt.Printf("FIGURE upgrade-ha slow API calls (answered after more than %s): %d: %s\n", slowCall, len(slow), strings.Join(slow, ", "))
+	}
 	if len(failures) > 0 {
 		t.Errorf("%d API call(s) through the VIP failed during the upgrade: %v", len(failures), failures)
 	}
