@@ -103,16 +103,22 @@ func ForManifestOrDir(file, dir, k8sVersion, etcdVersion string) (*Manifest, err
 	return DefaultManifest("", vPrefix(k8sVersion), vPrefix(etcdVersion))
 }
 
-// ForCluster returns the store for an inventory's spec.artifacts (a manifest
-// file, a bundle dir, or by default what build.sh built for the inventory's
-// Kubernetes and etcd versions), downloading into DefaultDownloadDir().
-func ForCluster(c *v1alpha1.Cluster) (*Store, error) {
+// ForCluster returns the store for an inventory's spec.artifacts: a
+// manifest file, a bundle dir, what build.sh built for the inventory's
+// versions (source: build), or by default the upstream releases (through
+// spec.artifacts.mirrors and spec.registry.mirrors), downloaded into
+// DefaultDownloadDir(). opts come after the inventory's own.
+func ForCluster(c *v1alpha1.Cluster, opts ...StoreOption) (*Store, error) {
 	a := c.Spec.Artifacts
-	m, err := ForManifestOrDir(a.Manifest, a.Dir, c.Spec.Kubernetes.Version, c.Spec.Etcd.Version)
-	if err != nil {
+	var m *Manifest
+	var err error
+	if a.Manifest == "" && a.Dir == "" && a.Source != v1alpha1.ArtifactsBuild {
+		m = UpstreamManifest(DefaultVersions(c.Spec.Kubernetes.Version, c.Spec.Etcd.Version), "amd64")
+	} else if m, err = ForManifestOrDir(a.Manifest, a.Dir, c.Spec.Kubernetes.Version, c.Spec.Etcd.Version); err != nil {
 		return nil, fmt.Errorf("spec.artifacts: %w", err)
 	}
-	return NewStore(m, ""), nil
+	opts = append([]StoreOption{WithMirrors(a.Mirrors), WithRegistryMirrors(c.Spec.Registry.Mirrors)}, opts...)
+	return NewStore(m, "", opts...), nil
 }
 
 func vPrefix(v string) string {

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -39,6 +41,10 @@ type Manifest struct {
 	Version   string     `json:"version"`
 	Artifacts []Artifact `json:"artifacts"`
 
+	// Arch is the hosts' architecture (amd64, arm64) images are pulled for;
+	// empty means amd64.
+	Arch string `json:"arch,omitempty"`
+
 	// Dir is where relative paths are resolved from: the manifest's directory.
 	Dir string `json:"-"`
 	// Source names where the manifest came from, for error messages.
@@ -59,8 +65,17 @@ type Artifact struct {
 	// Path is a local file, relative to the manifest's directory or absolute.
 	// Exactly one of URL and Path is set.
 	Path string `json:"path,omitempty"`
-	// SHA256 is the lowercase hex sum of the file, required.
-	SHA256 string `json:"sha256"`
+	// SHA256 is the lowercase hex sum of the file. A URL artifact may leave
+	// it out and name SumURL instead.
+	SHA256 string `json:"sha256,omitempty"`
+	// SumURL is the checksum file the artifact's project publishes beside
+	// it (a bare sum, or "sum  file" lines as sha256sum writes): the sum of
+	// URL is read there once and then pinned in the cluster's state dir.
+	SumURL string `json:"sumUrl,omitempty"`
+	// Member, for a binary that a URL's .tar.gz carries, is its path in
+	// the archive (e.g. bin/containerd): the archive is checked, then the
+	// member is taken out of it on the bastion.
+	Member string `json:"member,omitempty"`
 	// Install is the remote path: the file for a binary, the directory an
 	// archive is extracted into; unused for images.
 	Install string `json:"install,omitempty"`
@@ -109,10 +124,33 @@ func (a *Artifact) FileMode() fs.FileMode {
 
 // Source is the URL or the path the artifact comes from, for display.
 func (a *Artifact) Source() string {
-	if a.URL != "" {
+	switch {
+	case a.URL != "":
 		return a.URL
+	case a.Pulled():
+		return a.Image
 	}
 	return a.Path
+}
+
+// Pulled says the artifact is an image pulled from its registry (it names
+// neither a URL nor a path).
+func (a *Artifact) Pulled() bool { return a.Kind == KindImage && a.URL == "" && a.Path == "" }
+
+// FileName is the base name of the artifact's file: from its path or URL,
+// else its name.
+func (a *Artifact) FileName() string {
+	src := a.Path
+	if a.URL != "" {
+		src = a.URL
+		if u, err := url.Parse(a.URL); err == nil {
+			src = u.Path
+		}
+	}
+	if b := path.Base(src); src != "" && b != "/" && b != "." {
+		return b
+	}
+	return a.Name
 }
 
 var sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -167,14 +205,21 @@ func (m *Manifest) Validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("%s: kind %q is not binary, image or archive", where, a.Kind))
 		}
-		if (a.URL == "") == (a.Path == "") {
-			errs = append(errs, fmt.Errorf("%s: set exactly one of url and path", where))
+		if a.URL != "" && a.Path != "" || a.URL == "" && a.Path == "" && !a.Pulled() {
+			errs = append(errs, fmt.Errorf("%s: set exactly one of url and path (an image may set neither: it is pulled)", where))
 		}
-		if a.URL != "" && !strings.HasPrefix(a.URL, "http://") && !strings.HasPrefix(a.URL, "https://") {
-			errs = append(errs, fmt.Errorf("%s: url %q is not http(s)", where, a.URL))
+		for _, u := range []string{a.URL, a.SumURL} {
+			if u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+				errs = append(errs, fmt.Errorf("%s: url %q is not http(s)", where, u))
+			}
 		}
-		if !sha256Re.MatchString(a.SHA256) {
+		switch {
+		case a.Pulled(), a.URL != "" && a.SHA256 == "" && a.SumURL != "":
+		case !sha256Re.MatchString(a.SHA256):
 			errs = append(errs, fmt.Errorf("%s: sha256 %q is not 64 lowercase hex digits (get it with sha256sum FILE)", where, a.SHA256))
+		}
+		if a.Member != "" && a.URL == "" {
+			errs = append(errs, fmt.Errorf("%s: member %q needs a url (the archive it is in)", where, a.Member))
 		}
 		if a.Kind == KindBinary && a.Install == "" {
 			errs = append(errs, fmt.Errorf("%s: a binary needs install (its path on hosts, e.g. /usr/local/bin/%s)", where, a.Name))

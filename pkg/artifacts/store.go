@@ -1,6 +1,7 @@
 package artifacts
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,10 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
-	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -24,10 +24,12 @@ type ChecksumError struct {
 	Expected string
 	Actual   string
 	Fix      string
+	// By names what gave Expected (default: the manifest).
+	By string
 }
 
 func (e *ChecksumError) Error() string {
-	return fmt.Sprintf("artifact %s: sha256 of %s is %s, the manifest expects %s: %s", e.Artifact, e.File, e.Actual, e.Expected, e.Fix)
+	return fmt.Sprintf("artifact %s: sha256 of %s is %s, %s expects %s: %s", e.Artifact, e.File, e.Actual, cmp.Or(e.By, "the manifest"), e.Expected, e.Fix)
 }
 
 // Store resolves artifacts of one manifest to local files with a verified
@@ -35,12 +37,18 @@ func (e *ChecksumError) Error() string {
 type Store struct {
 	manifest *Manifest
 	client   *http.Client
+	pins     *Pins
+	mirrors  map[string]string   // upstream base URL -> mirror base URL
+	registry map[string][]string // registry host -> mirror URLs
+	progress func(Progress)
+	retries  int
+	backoff  time.Duration
 
 	cacheOnce sync.Once
 	cacheDir  string // empty until first needed: DefaultDownloadDir()
 
 	mu       sync.Mutex
-	locks    map[string]*sync.Mutex // per artifact name: one download at a time
+	locks    map[string]*sync.Mutex // per URL (or image, or name): one download at a time
 	verified map[string]fileKey     // local path -> what was hashed
 }
 
@@ -59,13 +67,40 @@ type StoreOption func(*Store)
 // with no overall timeout; the context bounds each download).
 func WithHTTPClient(c *http.Client) StoreOption { return func(s *Store) { s.client = c } }
 
+// WithPins keeps the sums read from checksum files and the image digests in
+// p (default: in memory).
+func WithPins(p *Pins) StoreOption { return func(s *Store) { s.pins = p } }
+
+// WithMirrors fetches each URL below an upstream base (a key) from the
+// mirror base (its value) instead.
+func WithMirrors(m map[string]string) StoreOption { return func(s *Store) { s.mirrors = m } }
+
+// WithRegistryMirrors pulls images of a registry (a key) from its mirrors
+// first, in order.
+func WithRegistryMirrors(m map[string][]string) StoreOption {
+	return func(s *Store) { s.registry = m }
+}
+
+// WithProgress calls f as downloads and pulls go on: every couple of
+// seconds, and once at the end of each.
+func WithProgress(f func(Progress)) StoreOption { return func(s *Store) { s.progress = f } }
+
+// WithRetries sets how many times a failed download is tried again (from
+// where it stopped), waiting backoff, then twice as long, between tries.
+func WithRetries(n int, backoff time.Duration) StoreOption {
+	return func(s *Store) { s.retries, s.backoff = n, backoff }
+}
+
 // NewStore returns a store for m that keeps downloads in cacheDir
 // (DefaultDownloadDir(), chosen at the first URL artifact, when empty).
 func NewStore(m *Manifest, cacheDir string, opts ...StoreOption) *Store {
-	s := &Store{manifest: m, cacheDir: cacheDir, client: http.DefaultClient,
+	s := &Store{manifest: m, cacheDir: cacheDir, client: http.DefaultClient, retries: 4, backoff: time.Second,
 		locks: map[string]*sync.Mutex{}, verified: map[string]fileKey{}}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.pins == nil {
+		s.pins, _ = LoadPins("")
 	}
 	return s
 }
@@ -73,9 +108,13 @@ func NewStore(m *Manifest, cacheDir string, opts ...StoreOption) *Store {
 // Manifest is the manifest the store serves.
 func (s *Store) Manifest() *Manifest { return s.manifest }
 
-// DefaultDownloadDir is /var/cache/k4t/downloads when that is writable (or
-// can be created), else ~/.k4t/cache.
+// DefaultDownloadDir is $K4T_DOWNLOAD_CACHE when set, else
+// /var/cache/k4t/downloads when that is writable (or can be created), else
+// ~/.k4t/cache.
 func DefaultDownloadDir() string {
+	if d := os.Getenv("K4T_DOWNLOAD_CACHE"); d != "" {
+		return d
+	}
 	const sys = "/var/cache/k4t/downloads"
 	if writable(sys) {
 		return sys
@@ -122,6 +161,47 @@ func (s *Store) Verify(ctx context.Context) []error {
 	return errs
 }
 
+// Remote says whether any artifact comes from a URL or a registry.
+func (s *Store) Remote() bool {
+	for _, a := range s.manifest.Artifacts {
+		if a.Path == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Fetch downloads (or pulls) and verifies every artifact that comes from a
+// URL or a registry, a few at a time, and returns one error per artifact
+// that failed. What is in the cache already costs a check only.
+func (s *Store) Fetch(ctx context.Context) []error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 4)
+	)
+	for i := range s.manifest.Artifacts {
+		a := &s.manifest.Artifacts[i]
+		if a.Path != "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, _, err := s.resolve(ctx, a); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
 func (s *Store) lock(name string) func() {
 	s.mu.Lock()
 	l, ok := s.locks[name]
@@ -142,46 +222,117 @@ func label(a *Artifact) string {
 }
 
 func (s *Store) resolve(ctx context.Context, a *Artifact) (string, string, error) {
-	defer s.lock(a.Name)()
+	defer s.lock(cmp.Or(a.URL, a.Image, a.Name))() // artifacts of one archive share its download
 	if a.Path != "" {
 		p := s.manifest.LocalPath(a)
 		fix := fmt.Sprintf("the file changed since the manifest was written: rebuild it (hack/build-artifacts/build.sh) or correct sha256 in %s", s.manifest.describe())
-		if err := s.check(a, p, fix); err != nil {
+		if err := s.check(a, p, a.SHA256, fix); err != nil {
 			return "", "", err
 		}
 		return p, a.SHA256, nil
 	}
-	p := s.cachePath(a)
-	if _, err := os.Stat(p); err == nil {
-		fix := fmt.Sprintf("the cached download is corrupt: delete %s and run again to download it anew", p)
-		if err := s.check(a, p, fix); err != nil {
-			return "", "", err
-		}
-		return p, a.SHA256, nil
+	if a.Pulled() {
+		return s.pull(ctx, a)
 	}
-	if err := s.download(ctx, a, p); err != nil {
+	want, err := s.sumOf(ctx, a)
+	if err != nil {
 		return "", "", err
 	}
-	return p, a.SHA256, nil
+	p := filepath.Join(s.cache(), want, a.FileName())
+	if _, err := os.Stat(p); err == nil {
+		fix := fmt.Sprintf("the cached download is corrupt: delete %s and run again to download it anew", p)
+		if err := s.check(a, p, want, fix); err != nil {
+			return "", "", err
+		}
+	} else if err := s.download(ctx, a, want, p); err != nil {
+		return "", "", err
+	}
+	if a.SHA256 == "" {
+		// What the project published, now verified: later runs check against it.
+		if err := s.pins.Set(a.URL, want); err != nil {
+			return "", "", fmt.Errorf("artifact %s: %w", label(a), err)
+		}
+	}
+	if a.Member != "" {
+		return s.member(a, p)
+	}
+	return p, want, nil
 }
 
-// cachePath is where a URL artifact is kept: by sum, then the URL's file name.
-func (s *Store) cachePath(a *Artifact) string {
-	base := a.Name
-	if u, err := url.Parse(a.URL); err == nil && path.Base(u.Path) != "/" && path.Base(u.Path) != "." {
-		base = path.Base(u.Path)
-	}
+// cache is the download dir, chosen at first use.
+func (s *Store) cache() string {
 	s.cacheOnce.Do(func() {
 		if s.cacheDir == "" {
 			s.cacheDir = DefaultDownloadDir()
 		}
 	})
-	return filepath.Join(s.cacheDir, a.SHA256, base)
+	return s.cacheDir
+}
+
+// sumBy names where a URL artifact's sum comes from: the manifest, the
+// pins, or its project's checksum file.
+func (s *Store) sumBy(a *Artifact) string {
+	switch {
+	case a.SHA256 != "":
+		return "the manifest " + s.manifest.describe()
+	case s.pins.Get(a.URL) != "":
+		return "the sum pinned for this cluster (in its state dir, artifact-pins.yaml)"
+	}
+	return "its published checksum file " + s.mirrored(a.SumURL)
+}
+
+// sumOf is the sha256 a URL artifact's file must have: the manifest's, else
+// the pinned one, else the one its project's checksum file gives.
+func (s *Store) sumOf(ctx context.Context, a *Artifact) (string, error) {
+	if a.SHA256 != "" {
+		return a.SHA256, nil
+	}
+	if p := s.pins.Get(a.URL); p != "" {
+		return p, nil
+	}
+	from := s.mirrored(a.SumURL)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, from, nil)
+	if err != nil {
+		return "", fmt.Errorf("artifact %s: checksum url %q: %w", label(a), from, err)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("artifact %s: fetching its checksum file %s: %w (check the network, or set spec.artifacts.mirrors)", label(a), from, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("artifact %s: fetching its checksum file %s: HTTP %s (is %s published for this release?)", label(a), from, resp.Status, a.Version)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("artifact %s: fetching its checksum file %s: %w", label(a), from, err)
+	}
+	sum, err := sumFor(b, a.FileName(), from)
+	if err != nil {
+		return "", fmt.Errorf("artifact %s: %w", label(a), err)
+	}
+	return sum, nil
+}
+
+// mirrored is u below the mirror of the longest upstream base it starts
+// with, or u.
+func (s *Store) mirrored(u string) string {
+	best := ""
+	for from := range s.mirrors {
+		base := strings.TrimSuffix(from, "/")
+		if (u == base || strings.HasPrefix(u, base+"/")) && len(base) > len(best) {
+			best = base
+		}
+	}
+	if best == "" {
+		return u
+	}
+	return strings.TrimSuffix(s.mirrors[best], "/") + strings.TrimPrefix(strings.TrimSuffix(u, "/"), best)
 }
 
 // check hashes p (unless this process hashed it already and its size and
-// mtime are unchanged) and compares with the manifest.
-func (s *Store) check(a *Artifact, p, fix string) error {
+// mtime are unchanged) and compares it with want.
+func (s *Store) check(a *Artifact, p, want, fix string) error {
 	st, err := os.Stat(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -195,16 +346,16 @@ func (s *Store) check(a *Artifact, p, fix string) error {
 	s.mu.Lock()
 	k, ok := s.verified[p]
 	s.mu.Unlock()
-	if ok && k.size == st.Size() && k.mtime.Equal(st.ModTime()) && k.sum == a.SHA256 {
+	if ok && k.size == st.Size() && k.mtime.Equal(st.ModTime()) && k.sum == want {
 		return nil
 	}
 	start := time.Now()
-	sum, err := fileSHA256(p)
+	sum, err := FileSHA256(p)
 	if err != nil {
 		return fmt.Errorf("artifact %s: %w", label(a), err)
 	}
-	if sum != a.SHA256 {
-		return &ChecksumError{Artifact: label(a), File: p, Expected: a.SHA256, Actual: sum, Fix: fix}
+	if sum != want {
+		return &ChecksumError{Artifact: label(a), File: p, Expected: want, Actual: sum, Fix: fix}
 	}
 	slog.Debug("artifact verified", "artifact", a.Name, "file", p, "bytes", st.Size(), "took", time.Since(start))
 	s.mu.Lock()
@@ -213,7 +364,8 @@ func (s *Store) check(a *Artifact, p, fix string) error {
 	return nil
 }
 
-func fileSHA256(p string) (string, error) {
+// FileSHA256 is the lowercase hex sha256 of the file at p.
+func FileSHA256(p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err
@@ -224,58 +376,4 @@ func fileSHA256(p string) (string, error) {
 		return "", fmt.Errorf("reading %s: %w", p, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// download fetches a.URL into dest through a temp file, hashing on the way;
-// only a file with the right sum is renamed into place.
-func (s *Store) download(ctx context.Context, a *Artifact, dest string) error {
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return fmt.Errorf("artifact %s: download cache: %w (set another cache dir, or make it writable)", label(a), err)
-	}
-	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.URL, nil)
-	if err != nil {
-		return fmt.Errorf("artifact %s: url %q: %w", label(a), a.URL, err)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("artifact %s: downloading %s: %w (check the network, or use a local path in the manifest)", label(a), a.URL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("artifact %s: downloading %s: HTTP %s: fix url in %s", label(a), a.URL, resp.Status, s.manifest.describe())
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dest), ".download-*")
-	if err != nil {
-		return fmt.Errorf("artifact %s: download cache: %w", label(a), err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), resp.Body)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("artifact %s: downloading %s: %w", label(a), a.URL, err)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if sum != a.SHA256 {
-		return &ChecksumError{Artifact: label(a), File: a.URL, Expected: a.SHA256, Actual: sum,
-			Fix: fmt.Sprintf("the download was discarded: check that the url serves the intended release and that sha256 in %s is the published one", s.manifest.describe())}
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("artifact %s: %w", label(a), err)
-	}
-	if err := os.Rename(tmp.Name(), dest); err != nil {
-		return fmt.Errorf("artifact %s: %w", label(a), err)
-	}
-	st, err := os.Stat(dest)
-	if err != nil {
-		return fmt.Errorf("artifact %s: %w", label(a), err)
-	}
-	s.mu.Lock()
-	s.verified[dest] = fileKey{size: st.Size(), mtime: st.ModTime(), sum: sum}
-	s.mu.Unlock()
-	slog.Info("artifact downloaded", "artifact", a.Name, "url", a.URL, "bytes", n, "took", time.Since(start))
-	return nil
 }

@@ -25,6 +25,7 @@ const (
 	Change     Type = "change"  // a change planned (plan) or applied (apply)
 	Message    Type = "message" // a line for people (warnings, results)
 	Error      Type = "error"
+	Download   Type = "download" // an artifact's download or pull: progress, then done
 )
 
 // Event is one thing that happened.
@@ -46,6 +47,11 @@ type Event struct {
 	Uploaded *int64 `json:"bytes_uploaded,omitempty"`
 	// UploadedBy: at run_end, the same per host (hosts sent nothing left out).
 	UploadedBy map[string]int64 `json:"bytes_uploaded_by_host,omitempty"`
+	// Bytes and Total: a download's bytes received so far and its size (0
+	// when unknown); Rate in bytes per second.
+	Bytes int64   `json:"bytes,omitempty"`
+	Total int64   `json:"total,omitempty"`
+	Rate  float64 `json:"rate,omitempty"`
 }
 
 // MarshalJSON writes durations in seconds, which machines read easily.
@@ -164,6 +170,23 @@ func (t *Text) Emit(ev Event) {
 			lvl = "WARNING: "
 		}
 		fmt.Fprintf(t.W, "%s%s%s\n", t.prefix(ev.Host), lvl, ev.Message)
+	case Download:
+		rate := ""
+		if ev.Rate > 0 {
+			rate = fmt.Sprintf(", %s/s", byteSize(int64(ev.Rate)))
+		}
+		if ev.Action == "done" {
+			fmt.Fprintf(t.W, "%s✓ download: %s, %s in %s%s\n", t.prefix(ev.Host), ev.Message, byteSize(ev.Bytes), round(ev.Duration), rate)
+			return
+		}
+		of := ""
+		if ev.Total > 0 {
+			of = fmt.Sprintf(" of %s (%d%%)", byteSize(ev.Total), ev.Bytes*100/ev.Total)
+			if ev.Rate > 0 {
+				rate += fmt.Sprintf(", %s left", round(time.Duration(float64(ev.Total-ev.Bytes)/ev.Rate*float64(time.Second))))
+			}
+		}
+		fmt.Fprintf(t.W, "%s  download: %s: %s%s%s\n", t.prefix(ev.Host), ev.Message, byteSize(ev.Bytes), of, rate)
 	case Error:
 		// The command prints the run's error once, at the end.
 	case RunEnd:

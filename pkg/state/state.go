@@ -43,6 +43,10 @@ func (d *Dir) Logs() string       { return d.Path("logs") }
 func (d *Dir) Inventory() string  { return d.Path("hosts.yaml") }
 func (d *Dir) Kubeconfig() string { return d.Path("admin.conf") }
 
+// ArtifactPins are the upstream sums and image digests verified once for
+// this cluster (pkg/artifacts.Pins).
+func (d *Dir) ArtifactPins() string { return d.Path("artifact-pins.yaml") }
+
 // Rendered is where the copy of a file rendered for host lives.
 func (d *Dir) Rendered(host, remotePath string) string {
 	return d.Path("rendered", host, filepath.Clean("/"+remotePath))

@@ -48,6 +48,7 @@ type ClusterSpec struct {
 	Etcd                 Etcd         `json:"etcd,omitempty" yaml:"etcd,omitempty"`
 	Network              Network      `json:"network,omitempty" yaml:"network,omitempty"`
 	Artifacts            Artifacts    `json:"artifacts,omitempty" yaml:"artifacts,omitempty"`
+	Registry             Registry     `json:"registry,omitempty" yaml:"registry,omitempty"`
 	Certificates         Certificates `json:"certificates,omitempty" yaml:"certificates,omitempty"`
 	Preflight            Preflight    `json:"preflight,omitempty" yaml:"preflight,omitempty"`
 	// StateBackup copies k4t's state dir, encrypted, to hosts of the
@@ -237,6 +238,29 @@ type Artifacts struct {
 	Dir string `json:"dir,omitempty" yaml:"dir,omitempty"`
 	// Manifest is a manifest file whose entries carry URLs or paths.
 	Manifest string `json:"manifest,omitempty" yaml:"manifest,omitempty"`
+	// Source, when neither dir nor manifest is set: "upstream" (the
+	// default) fetches the projects' official releases and registry.k8s.io's
+	// images on the bastion, each checked against the checksum its project
+	// publishes; "build" takes what hack/build-artifacts/build.sh built in
+	// the local cache (the lab).
+	Source string `json:"source,omitempty" yaml:"source,omitempty"`
+	// Mirrors maps an upstream base URL (https://dl.k8s.io,
+	// https://github.com) to a mirror that serves the same layout below it.
+	Mirrors map[string]string `json:"mirrors,omitempty" yaml:"mirrors,omitempty"`
+}
+
+// Artifact sources.
+const (
+	ArtifactsUpstream = "upstream"
+	ArtifactsBuild    = "build"
+)
+
+// Registry says where images are pulled from.
+type Registry struct {
+	// Mirrors maps a registry host (registry.k8s.io) to mirrors tried in
+	// order before it: "https://mirror.example:5000", or "http://…" for a
+	// registry without TLS.
+	Mirrors map[string][]string `json:"mirrors,omitempty" yaml:"mirrors,omitempty"`
 }
 
 type Certificates struct {

@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"path"
 	"reflect"
 	"regexp"
@@ -43,6 +44,7 @@ func validate(c *Cluster, pos positions) []Problem {
 	v.kubernetes()
 	v.etcd()
 	v.network()
+	v.artifacts()
 	v.certificates()
 	v.preflight()
 	v.stateBackup()
@@ -620,6 +622,40 @@ func (v *checker) network() {
 	default:
 		v.errf("spec.network.plugin", "bridge or manifest", "unknown network plugin %q", n.Plugin)
 	}
+}
+
+func (v *checker) artifacts() {
+	a, r := v.c.Spec.Artifacts, v.c.Spec.Registry
+	switch a.Source {
+	case "", ArtifactsUpstream, ArtifactsBuild:
+	default:
+		v.errf("spec.artifacts.source", "upstream (the projects' releases) or build (hack/build-artifacts/build.sh's cache)", "unknown artifact source %q", a.Source)
+	}
+	if a.Source != "" && (a.Dir != "" || a.Manifest != "") {
+		v.errf("spec.artifacts.source", "remove source, or dir and manifest", "source %q is ignored when dir or manifest is set", a.Source)
+	}
+	for from, to := range a.Mirrors {
+		for _, u := range []string{from, to} {
+			if !isHTTPURL(u) {
+				v.errf("spec.artifacts.mirrors", "map a base URL to a base URL, e.g. https://dl.k8s.io: http://mirror.example/dl.k8s.io", "mirror %q → %q: %q is not an http(s) URL", from, to, u)
+			}
+		}
+	}
+	for reg, ms := range r.Mirrors {
+		if reg == "" || strings.ContainsAny(reg, "/ ") {
+			v.errf("spec.registry.mirrors", "a registry host, e.g. registry.k8s.io", "registry %q is not a host name", reg)
+		}
+		for _, m := range ms {
+			if !isHTTPURL(m) {
+				v.errf("spec.registry.mirrors", "https://host[:port], or http://host[:port] for a registry without TLS", "mirror %q of %s is not an http(s) URL", m, reg)
+			}
+		}
+	}
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 func (v *checker) certificates() {
