@@ -247,9 +247,9 @@ func (s *session) run(dryRun, withArtifacts bool) (*engine.Run, error) {
 		Uploaded: s.dialer.Uploaded,
 	}
 	if withArtifacts {
-		store, err := artifacts.ForCluster(s.cluster)
+		store, err := s.artifacts()
 		if err != nil {
-			return nil, usageError{err}
+			return nil, err
 		}
 		r.Options.Artifacts = store
 	}
@@ -261,6 +261,27 @@ func (s *session) run(dryRun, withArtifacts bool) (*engine.Run, error) {
 		r.Journal = j
 	}
 	return r, nil
+}
+
+// artifacts is the store of the inventory's artifacts: sums verified once
+// are pinned in the state dir, and downloads report their progress.
+func (s *session) artifacts() (*artifacts.Store, error) {
+	pins, err := artifacts.LoadPins(s.state.ArtifactPins())
+	if err != nil {
+		return nil, err
+	}
+	store, err := artifacts.ForCluster(s.cluster, artifacts.WithPins(pins), artifacts.WithProgress(func(p artifacts.Progress) {
+		ev := events.Event{Type: events.Download, Phase: "artifacts", Message: p.Artifact + " from " + p.From,
+			Bytes: p.Bytes, Total: p.Total, Rate: p.Rate(), Duration: p.Elapsed, Action: "progress"}
+		if p.Done {
+			ev.Action = "done"
+		}
+		s.events.Emit(ev)
+	}))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return store, nil
 }
 
 func runPipeline(cmd *cobra.Command, g *globalFlags, f *runFlags, dryRun bool) error {

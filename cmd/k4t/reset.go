@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"k4t.io/k4t/pkg/action"
-	"k4t.io/k4t/pkg/artifacts"
 	"k4t.io/k4t/pkg/engine"
 )
 
@@ -36,7 +35,7 @@ it again: hosts with nothing left are not touched.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Every host listed: one deleted with --force was not reset.
 			return withListedRun(cmd, g, hf, dryRun, false, func(s *session, r *engine.Run) error {
-				if store, err := artifacts.ForCluster(s.cluster); err == nil {
+				if store, err := s.artifacts(); err == nil {
 					r.Options.Artifacts = store // where the binaries went, to remove them
 				} else {
 					s.events.Warnf("reset", "", "no artifact manifest for this cluster's versions (%v): binaries k4t installed stay", err)

@@ -14,6 +14,7 @@ import (
 func Create() []engine.Phase {
 	return []engine.Phase{
 		&phases.Preflight{Install: true}, // reach every host, check all of them before changing any
+		&phases.Artifacts{},              // upstream releases and images fetched onto the bastion and checked (local)
 		&phases.PKI{},                    // CAs and certificates in the state dir (local)
 		&phases.OS{},                     // hostname, /etc/hosts, sysctls, swap off
 		&phases.SLB{},                    // HAProxy + keepalived on the slb hosts, as one transaction

@@ -10,6 +10,7 @@ import (
 func Upgrade(o *phases.UpgradeOptions) []engine.Phase {
 	return []engine.Phase{
 		&phases.Preflight{},                 // reach every host
+		&phases.Artifacts{},                 // the target's releases and images fetched onto the bastion and checked (local)
 		&phases.UpgradeCheck{Opts: o},       // versions and skew, health, certificates, artifacts, PDBs: changes nothing
 		&phases.UpgradeSnapshot{Opts: o},    // a verified etcd snapshot in the state dir first
 		&phases.Etcd{},                      // etcd at spec.etcd.version: one member at a time, health-gated (nothing when unchanged)

@@ -48,6 +48,9 @@ func Inventory(hosts []Host, keyFile, vip string) (*v1alpha1.Cluster, error) {
 	// second (issue 16), and the failover tests measure it.
 	c.Spec.LoadBalancer = v1alpha1.LoadBalancer{VRRPVersion: 3, AdvertInterval: v1alpha1.Duration{Duration: 200 * time.Millisecond}}
 	c.Spec.Preflight = v1alpha1.Preflight{IgnoreErrors: []string{"SystemVerification"}}
+	// The lab has no way out to the upstream releases: it installs what
+	// hack/build-artifacts/build.sh built (make artifacts).
+	c.Spec.Artifacts.Source = v1alpha1.ArtifactsBuild
 	// What kubelet and containerd need inside an nspawn host on a cgroup v1
 	// machine whose disk may be well used (docs/lab.md).
 	no := false

@@ -180,7 +180,7 @@ func archiveChanges(ctx context.Context, hc *engine.HostCtx, phase, name string)
 	if a.Kind != artifacts.KindArchive || a.Install == "" {
 		return nil, fmt.Errorf("artifact %s: want an archive with an install dir", name)
 	}
-	remote := path.Join(archiveDir, path.Base(a.Path))
+	remote := path.Join(archiveDir, a.FileName())
 	marker := path.Join(a.Install, ".k4t-"+name+"-"+sum[:12])
 	var out []*engine.Change
 	ch, err := engine.FileChange(ctx, hc, phase, transport.File{Path: remote, Mode: 0o644, Source: local, SHA256: sum}, engine.FileOpts{Binary: true})
