@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -80,10 +81,18 @@ func (p *Runtime) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 	if err != nil {
 		return nil, err
 	}
-	conf, err := templates.ContainerdConfig(templates.ContainerdInput{
+	hosts, err := registryHostsFiles(c)
+	if err != nil {
+		return nil, err
+	}
+	in := templates.ContainerdInput{
 		SandboxImage: pause.Image, RuncPath: runcPath, SystemdCgroup: systemdCgroup(c),
 		RestrictOOMScoreAdj: c.Spec.Kubernetes.Containerd.RestrictOOMScoreAdj,
-	})
+	}
+	if len(hosts) > 0 {
+		in.RegistryConfigPath = templates.RegistryHostsDir
+	}
+	conf, err := templates.ContainerdConfig(in)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +103,7 @@ func (p *Runtime) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 	files = append(files,
 		engine.PlannedFile{File: transport.File{Path: templates.ContainerdConfigPath, Mode: 0o644, Content: conf}},
 		engine.PlannedFile{File: transport.File{Path: containerdUnitPath, Mode: 0o644, Content: unit}})
+	files = append(files, hosts...) // read at each pull: no restart
 	fileChanges, err := engine.FileChanges(ctx, hc, p.Name(), files...)
 	if err != nil {
 		return nil, err
@@ -109,7 +119,7 @@ func (p *Runtime) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 		return nil, err
 	}
 	cs.Add(cni...)
-	cs.Add(fileChanges[len(bins):]...)
+	cs.Add(fileChanges[len(bins):]...) // config, unit, hosts.toml files
 	units, err := engine.UnitChanges(ctx, hc, engine.Unit{Name: "containerd", UnitFileChanged: unitChanged, ConfigChanged: confChanged || binChanged})
 	if err != nil {
 		return nil, err
@@ -121,6 +131,21 @@ func (p *Runtime) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 	}
 	cs.Add(imgs...)
 	return cs.List, nil
+}
+
+// registryHostsFiles are containerd's hosts.toml files for
+// spec.registry.mirrors, by registry, so every pull on the node (workloads'
+// included) goes through the mirrors.
+func registryHostsFiles(c *v1alpha1.Cluster) ([]engine.PlannedFile, error) {
+	var out []engine.PlannedFile
+	for _, reg := range slices.Sorted(maps.Keys(c.Spec.Registry.Mirrors)) {
+		b, err := templates.RegistryHosts(templates.RegistryHostsInput{Registry: reg, Mirrors: c.Spec.Registry.Mirrors[reg]})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, engine.PlannedFile{File: transport.File{Path: path.Join(templates.RegistryHostsDir, reg, "hosts.toml"), Mode: 0o644, Content: b}})
+	}
+	return out, nil
 }
 
 // imageChanges uploads each image tarball the node lacks in containerd and

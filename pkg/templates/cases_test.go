@@ -199,6 +199,18 @@ var goldenCases = []struct {
 			SystemdCgroup: true, CNIBinDir: "/opt/k4t/cni/bin", CNIConfDir: "/etc/cni/net.d",
 		})
 	}},
+	{"containerd-mirrors.toml", func() ([]byte, error) {
+		return ContainerdConfig(ContainerdInput{
+			SandboxImage: "registry.k8s.io/pause:3.10.2", RuncPath: "/usr/local/sbin/runc",
+			RegistryConfigPath: RegistryHostsDir,
+		})
+	}},
+	{"hosts-registry.k8s.io.toml", func() ([]byte, error) {
+		return RegistryHosts(RegistryHostsInput{Registry: "registry.k8s.io", Mirrors: []string{"https://mirror.example.com:5000", "http://10.77.0.1:5000"}})
+	}},
+	{"hosts-docker.io.toml", func() ([]byte, error) {
+		return RegistryHosts(RegistryHostsInput{Registry: "docker.io", Mirrors: []string{"https://mirror.gcr.io"}})
+	}},
 	{"containerd.service", func() ([]byte, error) {
 		return ContainerdUnit(ContainerdUnitInput{PATH: "/opt/k4t/bin:" + DefaultContainerdPATH})
 	}},

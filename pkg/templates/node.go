@@ -61,6 +61,43 @@ type ContainerdInput struct {
 	// CNIBinDir and CNIConfDir; defaults /opt/cni/bin and /etc/cni/net.d.
 	CNIBinDir  string
 	CNIConfDir string
+	// RegistryConfigPath, when set, is where containerd reads each
+	// registry's hosts.toml (RegistryHostsDir): registry mirrors.
+	RegistryConfigPath string
+}
+
+// RegistryHostsDir holds a hosts.toml per registry: DIR/REGISTRY/hosts.toml.
+const RegistryHostsDir = "/etc/containerd/certs.d"
+
+// RegistryHostsInput is one registry's hosts.toml: the mirrors containerd
+// tries, in order, before the registry itself.
+type RegistryHostsInput struct {
+	Registry string   // e.g. registry.k8s.io
+	Mirrors  []string // e.g. https://mirror.example:5000, or http://… without TLS
+}
+
+// RegistryHosts renders RegistryHostsDir/<registry>/hosts.toml.
+func RegistryHosts(in RegistryHostsInput) ([]byte, error) {
+	p := problems{what: "hosts.toml of " + in.Registry}
+	if in.Registry == "" || strings.ContainsAny(in.Registry, "/ '\"") {
+		p.add("Registry: %q must be a registry host, e.g. registry.k8s.io", in.Registry)
+	}
+	for _, m := range in.Mirrors {
+		if !(strings.HasPrefix(m, "http://") || strings.HasPrefix(m, "https://")) || containsSpace(m) || containsQuote(m) {
+			p.add("mirror %q must be an http(s) URL", m)
+		}
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	server := "https://" + in.Registry
+	if in.Registry == "docker.io" {
+		server = "https://registry-1.docker.io"
+	}
+	return render("hosts.toml.tmpl", struct {
+		RegistryHostsInput
+		Server string
+	}{in, server})
 }
 
 // ContainerdConfig renders ContainerdConfigPath.
@@ -74,7 +111,10 @@ func ContainerdConfig(in ContainerdInput) ([]byte, error) {
 	in.CNIConfDir = orDefault(in.CNIConfDir, DefaultCNIConfDir)
 	p.absPath("CNIBinDir", in.CNIBinDir)
 	p.absPath("CNIConfDir", in.CNIConfDir)
-	for _, s := range []string{in.RuncPath, in.CNIBinDir, in.CNIConfDir} {
+	if in.RegistryConfigPath != "" {
+		p.absPath("RegistryConfigPath", in.RegistryConfigPath)
+	}
+	for _, s := range []string{in.RuncPath, in.CNIBinDir, in.CNIConfDir, in.RegistryConfigPath} {
 		if containsQuote(s) || containsSpace(s) {
 			p.add("path %q may not hold quotes or spaces", s)
 		}

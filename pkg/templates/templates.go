@@ -19,6 +19,7 @@
 //	SysctlConf        SysctlPath                                        0644
 //	ContainerdConfig  ContainerdConfigPath                              0644
 //	ContainerdUnit    /etc/systemd/system/containerd.service            0644
+//	RegistryHosts     RegistryHostsDir/<registry>/hosts.toml            0644
 //	KubeletUnit       KubeletUnitPath                                   0644
 //	KubeletDropIn     KubeletDropInPath                                 0644
 //	BridgeCNI         BridgeCNIPath                                     0644

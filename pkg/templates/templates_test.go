@@ -185,6 +185,36 @@ func TestCheckScriptSyntax(t *testing.T) {
 	}
 }
 
+// Each hosts.toml is TOML that containerd's hosts loader reads: a server
+// and, per mirror, its capabilities.
+func TestRegistryHostsKeys(t *testing.T) {
+	for _, f := range casesWithPrefix("hosts-") {
+		var h struct {
+			Server string `toml:"server"`
+			Host   map[string]struct {
+				Capabilities []string `toml:"capabilities"`
+			} `toml:"host"`
+		}
+		dec := toml.NewDecoder(bytes.NewReader(rendered(t, f)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&h); err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if !strings.HasPrefix(h.Server, "https://") || len(h.Host) == 0 {
+			t.Errorf("%s: server %q, %d mirror(s)", f, h.Server, len(h.Host))
+		}
+		for m, c := range h.Host {
+			if strings.Join(c.Capabilities, ",") != "pull,resolve" {
+				t.Errorf("%s: mirror %s may %v, want pull and resolve only", f, m, c.Capabilities)
+			}
+		}
+	}
+	if _, err := RegistryHosts(RegistryHostsInput{Registry: "a/b", Mirrors: []string{"ftp://x"}}); err == nil || !strings.Contains(err.Error(), "registry host") || !strings.Contains(err.Error(), "http(s) URL") {
+		t.Errorf("bad input: %v", err)
+	}
+}
+
 func TestContainerdConfigKeys(t *testing.T) {
 	for _, f := range casesWithPrefix("containerd-") {
 		if !strings.HasSuffix(f, ".toml") {
@@ -193,9 +223,12 @@ func TestContainerdConfigKeys(t *testing.T) {
 		var cfg struct {
 			Version int `toml:"version"`
 			Plugins map[string]struct {
-				Snapshotter         string            `toml:"snapshotter"`
-				PinnedImages        map[string]string `toml:"pinned_images"`
-				RestrictOOMScoreAdj *bool             `toml:"restrict_oom_score_adj"`
+				Snapshotter  string            `toml:"snapshotter"`
+				PinnedImages map[string]string `toml:"pinned_images"`
+				Registry     struct {
+					ConfigPath string `toml:"config_path"`
+				} `toml:"registry"`
+				RestrictOOMScoreAdj *bool `toml:"restrict_oom_score_adj"`
 				Containerd          struct {
 					DefaultRuntimeName string `toml:"default_runtime_name"`
 					Runtimes           map[string]struct {
