@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/artifacts"
 	"k4t.io/k4t/pkg/lab"
 )
 
@@ -27,6 +28,14 @@ var slbEtcdHosts = []string{"slb1", "slb2", "etcd1", "etcd2", "etcd3", "master1"
 func TestSLBAndEtcd(t *testing.T) {
 	e := newLab(t, slbEtcdHosts...)
 	phases := "--only=preflight,pki,os,slb,etcd"
+	// This cluster comes from the upstream releases (issue 15): through
+	// mirrors on loopback that serve what the lab built the way dl.k8s.io,
+	// GitHub and registry.k8s.io publish it, into a download cache of its
+	// own. The etcd phase below fetches etcd; the whole apply the rest.
+	up := startUpstreamMirror(t, lab.GatewayAddr(e.lab.Subnet).String()+":0", artifacts.DefaultK8sVersion)
+	t.Cleanup(up.close)
+	t.Setenv("K4T_DOWNLOAD_CACHE", t.TempDir())
+	e.useMirror(t, up)
 
 	t.Run("bad input stops in preflight and changes no host", func(t *testing.T) {
 		e.badInput(t, phases)
@@ -72,7 +81,7 @@ func TestSLBAndEtcd(t *testing.T) {
 		e.failover(t)
 	})
 	t.Run("external etcd: the rest of the cluster (2 masters, a worker) on the 3 etcd hosts; every node Ready", func(t *testing.T) {
-		e.externalEtcdCluster(t)
+		e.externalEtcdCluster(t, up)
 	})
 	t.Run("external etcd: with etcd3's host killed, the API answers and writes through the VIP", func(t *testing.T) {
 		e.externalEtcdMemberDown(t)
@@ -94,12 +103,37 @@ func (e *env) etcdHosts() []string {
 
 // externalEtcdCluster applies every phase: the masters' kube-apiservers
 // use the etcd hosts.
-func (e *env) externalEtcdCluster(t *testing.T) {
+func (e *env) externalEtcdCluster(t *testing.T, up *upstreamMirror) {
+	kubeadm := fmt.Sprintf("%s/release/%s/bin/linux/amd64/kubeadm", artifacts.KubernetesReleases, artifacts.DefaultK8sVersion)
+	e.upstreamRefusesTampered(t, up, kubeadm, "master1")
+	up.cut(kubeadm)
 	r := e.k4t("apply", "-f", e.inv)
 	if r.code != 0 {
 		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 30))
 	}
 	fmt.Printf("FIGURE create-external-etcd-kubernetes-part: %s (etcd and slb already up)\n", r.duration.Round(time.Millisecond))
+	reportDownloads("create-external-etcd-kubernetes-part", r)
+	if rs := up.rangeRequests(); !strings.Contains(strings.Join(rs, " "), "/kubeadm bytes=") {
+		t.Errorf("kubeadm's download, cut half way, was not resumed with a Range request (range requests: %v)", rs)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.stateDir, "clusters", "lab", "artifact-pins.yaml")); err != nil || !strings.Contains(string(b), kubeadm+": ") {
+		t.Errorf("kubeadm's sum is not pinned in the state dir: %v\n%s", err, b)
+	}
+	// A workload's image that only the mirror has: containerd on the
+	// worker pulls it through the hosts.toml k4t wrote.
+	const only = "registry.k8s.io/k4t-e2e/only-on-the-mirror:1"
+	up.pushOnlyHere(t, artifacts.DefaultK8sVersion, only)
+	mustContain(t, "worker1's hosts.toml", e.exec("worker1", "cat /etc/containerd/certs.d/registry.k8s.io/hosts.toml"), "[host.'"+up.registry+"']")
+	e.mustKubectl("run", "from-mirror", "--image="+only, "--image-pull-policy=Always", "--restart=Never",
+		`--overrides={"spec":{"nodeName":"worker1"}}`)
+	start := time.Now()
+	if out, err := e.kubectl("wait", "--for=condition=Ready", "pod/from-mirror", "--timeout=90s"); err != nil {
+		t.Errorf("a pod whose image only the mirror has did not start on worker1: %v %s\n%s", err, out,
+			e.mustKubectl("describe", "pod", "from-mirror"))
+	} else {
+		fmt.Printf("FIGURE registry-mirror: a pod of an image only the mirror has Ready on worker1 in %s\n", time.Since(start).Round(100*time.Millisecond))
+	}
+	e.mustKubectl("delete", "pod", "from-mirror", "--wait=false")
 	nodes := e.mustKubectl("get", "nodes", "--no-headers")
 	if n := strings.Count(nodes, " Ready "); n != 3 {
 		t.Errorf("%d nodes Ready, want 3:\n%s", n, nodes)
@@ -509,4 +543,61 @@ func (e *env) dropConnectionMidRun(t *testing.T, phases string) {
 		t.Fatalf("apply after etcd2's connection was killed: exit %d\n%s", r.code, r.stderr)
 	}
 	t.Logf("killed sshd session(s) %s on etcd2; the run redialled and finished", strings.Join(strings.Fields(killed), ","))
+}
+
+// useMirror rewrites the lab inventory to take every artifact from the
+// upstream releases through up.
+func (e *env) useMirror(t *testing.T, up *upstreamMirror) {
+	c, err := lab.Inventory(mustHosts(t, e.lab), e.lab.KeyFile(), vip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.use(c)
+	b, err := lab.MarshalInventory(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.inv, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// upstreamRefusesTampered flips a byte of upstream's file on the mirror:
+// apply stops at the artifacts phase, naming the URL, where the expected
+// sum came from and both sums, and no host is changed (kubeadm is not on
+// host). The original is put back.
+func (e *env) upstreamRefusesTampered(t *testing.T, up *upstreamMirror, upstream, host string) {
+	restore := up.tamper(t, upstream)
+	r := e.k4t("apply", "-f", e.inv)
+	restore()
+	fmt.Printf("FIGURE upstream-tampered-file: refused after %s\n", r.duration.Round(100*time.Millisecond))
+	if r.code == 0 {
+		t.Fatalf("apply with a tampered file on the mirror succeeded")
+	}
+	mirrored := up.files + upstream[strings.Index(upstream, "://")+2:]
+	mustContain(t, "the refusal of a tampered file", r.stderr, mirrored, "its published checksum file", "nothing reached a host", "artifacts")
+	if n := r.changes(); n != 0 {
+		t.Errorf("the refused apply made %d change(s) on hosts", n)
+	}
+	if out, err := e.tryExec(host, "test ! -e /usr/local/bin/kubeadm"); err != nil {
+		t.Errorf("%s after the refused apply: kubeadm is there (%v %s)", host, err, out)
+	}
+}
+
+// reportDownloads prints what a run downloaded: files, bytes, the
+// artifacts phase's time and rate.
+func reportDownloads(name string, r result) {
+	var n, bytes int64
+	for _, ev := range r.events {
+		if ev["type"] == "download" && ev["action"] == "done" {
+			b, _ := ev["bytes"].(float64)
+			n, bytes = n+1, bytes+int64(b)
+		}
+	}
+	d := r.phaseDurations()["artifacts"]
+	rate := 0.0
+	if d > 0 {
+		rate = float64(bytes) / d / 1e6
+	}
+	fmt.Printf("FIGURE %s downloads: %d file(s) and image(s), %d bytes, artifacts phase %.1fs (%.0f MB/s)\n", name, n, bytes, d, rate)
 }
