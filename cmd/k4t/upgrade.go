@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"k4t.io/k4t/pkg/action"
+	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/artifacts"
 	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/phases"
@@ -50,8 +51,8 @@ from where it stopped, as it does after a kill -9. Nothing needs unlocking by ha
 				target := s.cluster.Spec.Kubernetes.Version
 				path := []string{target}
 				if step {
-					if a := s.cluster.Spec.Artifacts; a.Manifest != "" || a.Dir != "" {
-						return usagef("--step finds each minor's artifact set in the default cache; with spec.artifacts set, upgrade one minor at a time, pointing spec.artifacts at each set")
+					if a := s.cluster.Spec.Artifacts; a.Source != v1alpha1.ArtifactsBuild {
+						return usagef("--step finds each minor's artifact set among those built under %s (spec.artifacts.source: build); with upstream releases, a manifest or a bundle, upgrade one minor at a time: set spec.kubernetes.version to the next minor's release and run k4t upgrade again", artifacts.DefaultCacheRoot())
 					}
 					current, err := phases.ControlPlaneVersion(ctx, r)
 					if err != nil {
