@@ -15,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -65,28 +66,38 @@ func (s *Store) download(ctx context.Context, a *Artifact, want, dest string) er
 	}
 	from := s.mirrored(a.URL)
 	partial := filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+".partial")
+	// Another k4t (another cluster's run) may fetch the same file into the
+	// shared cache: one at a time, and the file may be there once we hold
+	// the lock.
+	locks := filepath.Join(filepath.Dir(filepath.Dir(dest)), ".locks")
+	if err := os.MkdirAll(locks, 0o755); err != nil {
+		return fmt.Errorf("artifact %s: download cache: %w", label(a), err)
+	}
+	unlock, err := flock(filepath.Join(locks, filepath.Base(filepath.Dir(dest))+"-"+filepath.Base(dest)+".lock"))
+	if err != nil {
+		return fmt.Errorf("artifact %s: download cache: %w", label(a), err)
+	}
+	defer unlock()
+	if _, err := os.Stat(dest); err == nil {
+		return s.check(a, dest, want, fmt.Sprintf("the cached download is corrupt: delete %s and run again to download it anew", dest))
+	}
 	start := time.Now()
-	var err error
-	wait := s.backoff
-	for try := 0; ; try++ {
-		err = s.fetchOnce(ctx, a, from, partial, start)
-		var perm permanentError
-		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || try >= s.retries {
+	var sum string
+	for fresh := false; ; fresh = true {
+		resumed, err := s.fetchRetried(ctx, a, from, partial, start)
+		if err != nil {
+			return fmt.Errorf("artifact %s: downloading %s: %w", label(a), from, err)
+		}
+		if sum, err = FileSHA256(partial); err != nil {
+			return fmt.Errorf("artifact %s: %w", label(a), err)
+		}
+		if sum == want || resumed == 0 || fresh {
 			break
 		}
-		slog.Warn("download interrupted; resuming", "artifact", a.Name, "url", from, "try", try+1, "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
-	if err != nil {
-		return fmt.Errorf("artifact %s: downloading %s: %w", label(a), from, err)
-	}
-	sum, err := FileSHA256(partial)
-	if err != nil {
-		return fmt.Errorf("artifact %s: %w", label(a), err)
+		// The part kept from an earlier try may be of another file (one
+		// republished, or a mirror mended since): once more from byte 0.
+		slog.Warn("a resumed download does not match its sum; downloading it whole", "artifact", a.Name, "url", from)
+		os.Remove(partial)
 	}
 	if sum != want {
 		os.Remove(partial)
@@ -113,6 +124,34 @@ func (s *Store) download(ctx context.Context, a *Artifact, want, dest string) er
 	return nil
 }
 
+// fetchRetried is fetchOnce, tried again after a network error (resuming)
+// up to s.retries times; it returns how many bytes the partial file had
+// before this call.
+func (s *Store) fetchRetried(ctx context.Context, a *Artifact, from, partial string, start time.Time) (int64, error) {
+	var had int64
+	if st, err := os.Stat(partial); err == nil {
+		had = st.Size()
+	}
+	wait := s.backoff
+	for try := 0; ; try++ {
+		err := s.fetchOnce(ctx, a, from, partial, start)
+		var perm permanentError
+		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || try >= s.retries {
+			return had, err
+		}
+		slog.Warn("download interrupted; resuming", "artifact", a.Name, "url", from, "try", try+1, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// stallTimeout ends a download that received nothing for that long; it is
+// then resumed like one whose connection dropped.
+const stallTimeout = time.Minute
+
 // fetchOnce appends to partial what from serves past partial's size (a
 // Range request; a server that ignores it sends the whole file, which
 // replaces the partial one).
@@ -121,6 +160,10 @@ func (s *Store) fetchOnce(ctx context.Context, a *Artifact, from, partial string
 	if st, err := os.Stat(partial); err == nil {
 		have = st.Size()
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stalled := time.AfterFunc(stallTimeout, func() { cancel(fmt.Errorf("nothing received for %s", stallTimeout)) })
+	defer stalled.Stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, from, nil)
 	if err != nil {
 		return permanentError{err}
@@ -130,17 +173,23 @@ func (s *Store) fetchOnce(ctx context.Context, a *Artifact, from, partial string
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
 		return fmt.Errorf("%w (check the network, or set spec.artifacts.mirrors)", err)
 	}
 	defer resp.Body.Close()
 	flags := os.O_CREATE | os.O_WRONLY
 	total := resp.ContentLength
 	switch {
-	case resp.StatusCode == http.StatusPartialContent && have > 0:
+	case resp.StatusCode == http.StatusPartialContent && have > 0 && strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes %d-", have)):
 		flags |= os.O_APPEND
 		if total >= 0 {
 			total += have
 		}
+	case resp.StatusCode == http.StatusPartialContent:
+		os.Remove(partial) // not the part asked for: start again
+		return fmt.Errorf("HTTP %s with Content-Range %q for a download resumed at byte %d; starting again", resp.Status, resp.Header.Get("Content-Range"), have)
 	case resp.StatusCode == http.StatusOK:
 		flags |= os.O_TRUNC
 		have = 0
@@ -150,17 +199,24 @@ func (s *Store) fetchOnce(ctx context.Context, a *Artifact, from, partial string
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
 		return fmt.Errorf("HTTP %s", resp.Status)
 	default:
-		return permanentError{fmt.Errorf("HTTP %s: is %s %s published there? fix its version or url in %s, or the mirror in spec.artifacts.mirrors", resp.Status, a.Name, a.Version, s.manifest.describe())}
+		fix := "fix its url in " + s.manifest.describe()
+		if a.SHA256 == "" && a.SumURL != "" {
+			fix = "is that release published? fix spec.kubernetes.version or spec.etcd.version, or the mirror in spec.artifacts.mirrors"
+		}
+		return permanentError{fmt.Errorf("HTTP %s: %s", resp.Status, fix)}
 	}
 	f, err := os.OpenFile(partial, flags, 0o600)
 	if err != nil {
 		return permanentError{fmt.Errorf("download cache: %w", err)}
 	}
 	p := Progress{Artifact: label(a), From: from, Bytes: have, Total: max(total, 0), Resumed: have}
-	w := &progressWriter{w: f, p: &p, start: start, report: s.report}
+	w := &progressWriter{w: f, p: &p, start: start, report: s.report, got: func() { stalled.Reset(stallTimeout) }}
 	_, err = io.Copy(w, resp.Body)
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
 	}
 	if err != nil {
 		return err
@@ -177,9 +233,11 @@ type progressWriter struct {
 	start  time.Time
 	last   time.Time
 	report func(Progress)
+	got    func() // called at each write: bytes came
 }
 
 func (pw *progressWriter) Write(b []byte) (int, error) {
+	pw.got()
 	n, err := pw.w.Write(b)
 	pw.p.Bytes += int64(n)
 	if now := time.Now(); now.Sub(pw.last) >= 2*time.Second {
@@ -252,4 +310,18 @@ func (s *Store) member(a *Artifact, archive string) (string, string, error) {
 		}
 		return dest, sum, nil
 	}
+}
+
+// flock takes an exclusive lock on the file p (made if missing) until the
+// returned func is called; another process waits for it.
+func flock(p string) (func(), error) {
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
 }

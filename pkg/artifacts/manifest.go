@@ -15,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -147,7 +148,7 @@ func (a *Artifact) FileName() string {
 			src = u.Path
 		}
 	}
-	if b := path.Base(src); src != "" && b != "/" && b != "." {
+	if b := path.Base(src); src != "" && b != "/" && b != "." && b != ".." {
 		return b
 	}
 	return a.Name
@@ -220,6 +221,9 @@ func (m *Manifest) Validate() error {
 		}
 		if a.Member != "" && a.URL == "" {
 			errs = append(errs, fmt.Errorf("%s: member %q needs a url (the archive it is in)", where, a.Member))
+		}
+		if m := a.Member; m != "" && (path.IsAbs(m) || slices.Contains(strings.Split(m, "/"), "..")) {
+			errs = append(errs, fmt.Errorf("%s: member %q must be a relative path inside the archive, without ..", where, m))
 		}
 		if a.Kind == KindBinary && a.Install == "" {
 			errs = append(errs, fmt.Errorf("%s: a binary needs install (its path on hosts, e.g. /usr/local/bin/%s)", where, a.Name))

@@ -48,6 +48,11 @@ func LoadPins(p string) (*Pins, error) {
 	if ps.m == nil {
 		ps.m = map[string]string{}
 	}
+	for k, v := range ps.m {
+		if !sha256Re.MatchString(strings.TrimPrefix(v, "sha256:")) {
+			return nil, fmt.Errorf("artifact pins %s: %s: %q is not a sha256 (delete the line: k4t then verifies it anew)", p, k, v)
+		}
+	}
 	return ps, nil
 }
 

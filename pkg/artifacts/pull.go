@@ -57,7 +57,7 @@ func (s *Store) pull(ctx context.Context, a *Artifact) (string, string, error) {
 			continue
 		}
 		if pinned != "" && d.String() != pinned {
-			return "", "", &ChecksumError{Artifact: label(a), File: ref.String(), Expected: pinned, Actual: d.String(), By: "the digest pinned for this cluster (in its state dir, artifact-pins.yaml)",
+			return "", "", &ChecksumError{Artifact: label(a), File: ref.String(), Expected: pinned, Actual: d.String(), By: "the digest pinned for this cluster (artifact-pins.yaml in its state dir: delete its line there to take the new image)",
 				Fix: "the registry served another image than the one pinned for this cluster; nothing reached a host"}
 		}
 		dir := filepath.Join(s.cache(), "images", d.Hex)
@@ -123,7 +123,11 @@ func (s *Store) cachedImage(a *Artifact, digest string) (string, string, bool) {
 // in order, then the registry itself.
 func (s *Store) repos(repo name.Repository) []name.Repository {
 	var out []name.Repository
-	for _, m := range s.registry[repo.RegistryStr()] {
+	reg := repo.RegistryStr()
+	if reg == name.DefaultRegistry { // index.docker.io, which users write docker.io
+		reg = "docker.io"
+	}
+	for _, m := range s.registry[reg] {
 		u, err := url.Parse(m)
 		if err != nil || u.Host == "" {
 			continue
@@ -132,7 +136,7 @@ func (s *Store) repos(repo name.Repository) []name.Repository {
 		if u.Scheme == "http" {
 			opts = append(opts, name.Insecure)
 		}
-		r, err := name.NewRepository(u.Host+strings.TrimSuffix(u.Path, "/")+"/"+repo.RepositoryStr(), opts...)
+		r, err := name.NewRepository(u.Host+"/"+repo.RepositoryStr(), opts...)
 		if err == nil {
 			out = append(out, r)
 		}

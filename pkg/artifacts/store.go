@@ -276,7 +276,7 @@ func (s *Store) sumBy(a *Artifact) string {
 	case a.SHA256 != "":
 		return "the manifest " + s.manifest.describe()
 	case s.pins.Get(a.URL) != "":
-		return "the sum pinned for this cluster (in its state dir, artifact-pins.yaml)"
+		return "the sum pinned for this cluster (artifact-pins.yaml in its state dir: delete its line there to verify it anew)"
 	}
 	return "its published checksum file " + s.mirrored(a.SumURL)
 }
@@ -291,19 +291,18 @@ func (s *Store) sumOf(ctx context.Context, a *Artifact) (string, error) {
 		return p, nil
 	}
 	from := s.mirrored(a.SumURL)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, from, nil)
-	if err != nil {
-		return "", fmt.Errorf("artifact %s: checksum url %q: %w", label(a), from, err)
+	var b []byte
+	var err error
+	wait := s.backoff
+	for try := 0; ; try++ {
+		b, err = s.get(ctx, from)
+		var perm permanentError
+		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || try >= s.retries {
+			break
+		}
+		time.Sleep(wait)
+		wait *= 2
 	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("artifact %s: fetching its checksum file %s: %w (check the network, or set spec.artifacts.mirrors)", label(a), from, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("artifact %s: fetching its checksum file %s: HTTP %s (is %s published for this release?)", label(a), from, resp.Status, a.Version)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return "", fmt.Errorf("artifact %s: fetching its checksum file %s: %w", label(a), from, err)
 	}
@@ -312,6 +311,26 @@ func (s *Store) sumOf(ctx context.Context, a *Artifact) (string, error) {
 		return "", fmt.Errorf("artifact %s: %w", label(a), err)
 	}
 	return sum, nil
+}
+
+// get reads a small file (up to 1 MiB) at u.
+func (s *Store) get(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, permanentError{err}
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w (check the network, or set spec.artifacts.mirrors)", err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+		return nil, fmt.Errorf("HTTP %s", resp.Status)
+	case resp.StatusCode != http.StatusOK:
+		return nil, permanentError{fmt.Errorf("HTTP %s: is that release published? fix spec.kubernetes.version or spec.etcd.version, or the mirror in spec.artifacts.mirrors", resp.Status)}
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 }
 
 // mirrored is u below the mirror of the longest upstream base it starts

@@ -646,8 +646,8 @@ func (v *checker) artifacts() {
 			v.errf("spec.registry.mirrors", "a registry host, e.g. registry.k8s.io", "registry %q is not a host name", reg)
 		}
 		for _, m := range ms {
-			if !isHTTPURL(m) {
-				v.errf("spec.registry.mirrors", "https://host[:port], or http://host[:port] for a registry without TLS", "mirror %q of %s is not an http(s) URL", m, reg)
+			if u, err := url.Parse(m); !isHTTPURL(m) || err != nil || strings.Trim(u.Path, "/") != "" {
+				v.errf("spec.registry.mirrors", "https://host[:port], or http://host[:port] for a registry without TLS, with no path", "mirror %q of %s is not an http(s) URL of a registry", m, reg)
 			}
 		}
 	}
