@@ -574,8 +574,8 @@ func (e *env) upstreamRefusesTampered(t *testing.T, up *upstreamMirror, upstream
 	if r.code == 0 {
 		t.Fatalf("apply with a tampered file on the mirror succeeded")
 	}
-	mirrored := up.files + upstream[strings.Index(upstream, "://")+2:]
-	mustContain(t, "the refusal of a tampered file", r.stderr, mirrored, "its published checksum file", "nothing reached a host", "artifacts")
+	mirrored := up.files + "/" + upstream[strings.Index(upstream, "://")+3:]
+	mustContain(t, "the refusal of a tampered file", r.stderr, "artifacts: ", mirrored, "its published checksum file", "nothing reached a host")
 	if n := r.changes(); n != 0 {
 		t.Errorf("the refused apply made %d change(s) on hosts", n)
 	}
