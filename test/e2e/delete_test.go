@@ -127,6 +127,14 @@ func (e *env) deleteWorker(t *testing.T) {
 	if !strings.Contains(pods, "worker2") {
 		t.Fatalf("no web pod on worker2 to move:\n%s", pods)
 	}
+	// The drain of worker1 earlier moved every web pod here. A service
+	// that must answer through a drain says so with a budget: without
+	// one, all three pods were evicted at once, their lameduck ran out
+	// before the new ones were Ready, and 2 of 20 calls failed (found
+	// here, 2026-12-02). With it, the drain evicts one at a time.
+	e.mustKubectl("create", "poddisruptionbudget", "web-available", "--selector", "app=web", "--max-unavailable", "1")
+	defer e.kubectl("delete", "poddisruptionbudget", "web-available")
+	t.Logf("web pods before the delete:\n%s", pods)
 	// the client pod runs on master2, which an earlier subtest restarted
 	e.mustKubectl("wait", "--for=condition=Ready", "pod/client", "--timeout=120s")
 	ip := e.mustKubectl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
