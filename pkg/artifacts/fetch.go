@@ -38,15 +38,6 @@ func (p Progress) Rate() float64 {
 	return float64(p.Bytes-p.Resumed) / p.Elapsed.Seconds()
 }
 
-// ETA is the time left at the current rate (0 when unknown).
-func (p Progress) ETA() time.Duration {
-	r := p.Rate()
-	if p.Total <= 0 || r <= 0 || p.Bytes >= p.Total {
-		return 0
-	}
-	return time.Duration(float64(p.Total-p.Bytes) / r * float64(time.Second))
-}
-
 func (s *Store) report(p Progress) {
 	if s.progress != nil {
 		s.progress(p)
@@ -56,10 +47,45 @@ func (s *Store) report(p Progress) {
 // permanentError is a download failure that trying again cannot mend.
 type permanentError struct{ error }
 
-// download fetches a.URL (through a mirror) into dest: into a partial file
-// first, resumed from where an earlier try (or an earlier, killed run) left
-// it, tried again after a network error; only a file whose sha256 is want
-// is renamed into place. A wrong sum discards the file.
+// retry calls f, and again after a failure that trying again may mend
+// (waiting s.backoff, then twice as long each time), up to s.retries more
+// times.
+func (s *Store) retry(ctx context.Context, a *Artifact, from string, f func() error) error {
+	wait := s.backoff
+	for try := 0; ; try++ {
+		err := f()
+		var perm permanentError
+		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || try >= s.retries {
+			return err
+		}
+		slog.Warn("download interrupted; trying again", "artifact", a.Name, "url", from, "try", try+1, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// statusError is the error for an HTTP answer that is not what was asked:
+// a server's failure (5xx, 429) may pass, anything else will not.
+func (s *Store) statusError(a *Artifact, resp *http.Response) error {
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		return fmt.Errorf("HTTP %s", resp.Status)
+	}
+	fix := "fix its url in " + s.manifest.describe()
+	if a.SHA256 == "" && a.SumURL != "" {
+		fix = "is that release published? fix spec.kubernetes.version or spec.etcd.version, or the mirror in spec.artifacts.mirrors"
+	}
+	return permanentError{fmt.Errorf("HTTP %s: %s", resp.Status, fix)}
+}
+
+// download makes dest the file at a.URL (through a mirror) whose sha256 is
+// want. A dest already there (in the cache) is checked only; otherwise the
+// file goes into a partial file first, resumed from where an earlier try
+// (or an earlier, killed run) left it, tried again after a network error,
+// and is renamed into place only with the right sum. A wrong sum discards
+// it.
 func (s *Store) download(ctx context.Context, a *Artifact, want, dest string) error {
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return fmt.Errorf("artifact %s: download cache: %w (set K4T_DOWNLOAD_CACHE to another dir, or make it writable)", label(a), err)
@@ -132,20 +158,7 @@ func (s *Store) fetchRetried(ctx context.Context, a *Artifact, from, partial str
 	if st, err := os.Stat(partial); err == nil {
 		had = st.Size()
 	}
-	wait := s.backoff
-	for try := 0; ; try++ {
-		err := s.fetchOnce(ctx, a, from, partial, start)
-		var perm permanentError
-		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || try >= s.retries {
-			return had, err
-		}
-		slog.Warn("download interrupted; resuming", "artifact", a.Name, "url", from, "try", try+1, "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
+	return had, s.retry(ctx, a, from, func() error { return s.fetchOnce(ctx, a, from, partial, start) })
 }
 
 // stallTimeout ends a download that received nothing for that long; it is
@@ -196,14 +209,8 @@ func (s *Store) fetchOnce(ctx context.Context, a *Artifact, from, partial string
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
 		os.Remove(partial) // longer than the file: start again
 		return fmt.Errorf("HTTP %s for a resumed download; starting again", resp.Status)
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		return fmt.Errorf("HTTP %s", resp.Status)
 	default:
-		fix := "fix its url in " + s.manifest.describe()
-		if a.SHA256 == "" && a.SumURL != "" {
-			fix = "is that release published? fix spec.kubernetes.version or spec.etcd.version, or the mirror in spec.artifacts.mirrors"
-		}
-		return permanentError{fmt.Errorf("HTTP %s: %s", resp.Status, fix)}
+		return s.statusError(a, resp)
 	}
 	f, err := os.OpenFile(partial, flags, 0o600)
 	if err != nil {

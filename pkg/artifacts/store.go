@@ -239,12 +239,7 @@ func (s *Store) resolve(ctx context.Context, a *Artifact) (string, string, error
 		return "", "", err
 	}
 	p := filepath.Join(s.cache(), want, a.FileName())
-	if _, err := os.Stat(p); err == nil {
-		fix := fmt.Sprintf("the cached download is corrupt: delete %s and run again to download it anew", p)
-		if err := s.check(a, p, want, fix); err != nil {
-			return "", "", err
-		}
-	} else if err := s.download(ctx, a, want, p); err != nil {
+	if err := s.download(ctx, a, want, p); err != nil {
 		return "", "", err
 	}
 	if a.SHA256 == "" {
@@ -292,17 +287,10 @@ func (s *Store) sumOf(ctx context.Context, a *Artifact) (string, error) {
 	}
 	from := s.mirrored(a.SumURL)
 	var b []byte
-	var err error
-	wait := s.backoff
-	for try := 0; ; try++ {
-		b, err = s.get(ctx, from)
-		var perm permanentError
-		if err == nil || errors.As(err, &perm) || ctx.Err() != nil || try >= s.retries {
-			break
-		}
-		time.Sleep(wait)
-		wait *= 2
-	}
+	err := s.retry(ctx, a, from, func() (err error) {
+		b, err = s.get(ctx, a, from)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("artifact %s: fetching its checksum file %s: %w", label(a), from, err)
 	}
@@ -313,8 +301,8 @@ func (s *Store) sumOf(ctx context.Context, a *Artifact) (string, error) {
 	return sum, nil
 }
 
-// get reads a small file (up to 1 MiB) at u.
-func (s *Store) get(ctx context.Context, u string) ([]byte, error) {
+// get reads a small file (up to 1 MiB) at u, for a.
+func (s *Store) get(ctx context.Context, a *Artifact, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, permanentError{err}
@@ -324,11 +312,8 @@ func (s *Store) get(ctx context.Context, u string) ([]byte, error) {
 		return nil, fmt.Errorf("%w (check the network, or set spec.artifacts.mirrors)", err)
 	}
 	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		return nil, fmt.Errorf("HTTP %s", resp.Status)
-	case resp.StatusCode != http.StatusOK:
-		return nil, permanentError{fmt.Errorf("HTTP %s: is that release published? fix spec.kubernetes.version or spec.etcd.version, or the mirror in spec.artifacts.mirrors", resp.Status)}
+	if resp.StatusCode != http.StatusOK {
+		return nil, s.statusError(a, resp)
 	}
 	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 }
