@@ -3,7 +3,6 @@ package e2e
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"strings"
 	"testing"
 
@@ -48,13 +47,7 @@ func (e *env) mixedAccess(t *testing.T) []string {
 			h.Sudo = v1alpha1.Sudo{Enabled: true, Password: &v1alpha1.SecretRef{Env: "K4T_E2E_SUDO_PW"}}
 		}
 	}
-	out, err := lab.MarshalInventory(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(e.inv, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e.saveInventory(t, c)
 	return []string{rootPW, sudoPW}
 }
 

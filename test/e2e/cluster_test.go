@@ -511,13 +511,7 @@ func (e *env) lightweightCluster(t *testing.T, master, worker string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := lab.MarshalInventory(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(e.inv, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e.saveInventory(t, c)
 	setVersion(t, e.inv, fromVersion)
 	r := e.k4t("create", "cluster", "-f", e.inv, "--accept-new-hosts")
 	if r.code != 0 {

@@ -243,13 +243,7 @@ func (e *env) replaceMaster(t *testing.T) {
 			c.Spec.Hosts[i] = *spare.Host(spareMaster)
 		}
 	}
-	b, err := lab.MarshalInventory(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(e.inv, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e.saveInventory(t, c)
 	m4 := spare.Host(spareMaster).Address
 	p := startProbe(t, e.kubeconfig(), "https://"+vip+":6443")
 	r := e.k4t("apply", "--accept-new-hosts", "-f", e.inv) // master4 is a host k4t has not seen

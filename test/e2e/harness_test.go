@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/lab"
 )
 
@@ -197,6 +198,18 @@ func (e *env) tryExec(host, cmd string) (string, error) {
 	defer cancel()
 	out, err := e.lab.Exec(ctx, host, cmd)
 	return strings.TrimSpace(out), err
+}
+
+// saveInventory writes c as the test's inventory (e.inv).
+func (e *env) saveInventory(t *testing.T, c *v1alpha1.Cluster) {
+	t.Helper()
+	b, err := lab.MarshalInventory(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.inv, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // writeInventory writes a variant of the lab inventory.

@@ -553,13 +553,7 @@ func (e *env) useMirror(t *testing.T, up *upstreamMirror) {
 		t.Fatal(err)
 	}
 	up.use(c)
-	b, err := lab.MarshalInventory(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(e.inv, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e.saveInventory(t, c)
 }
 
 // upstreamRefusesTampered flips a byte of upstream's file on the mirror:
