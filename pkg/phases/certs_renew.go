@@ -635,17 +635,40 @@ func (rn *renewer) kubelet(ctx context.Context, hc *engine.HostCtx) error {
 	if !changed {
 		return nil
 	}
+	// The Node's last status before the restart: the restarted kubelet's
+	// first status comes after it (both times are the node's own clock).
+	before := time.Time{}
+	if !r.DryRun {
+		if n, err := getNode(ctx, r, hc.Name()); err == nil {
+			before = readyCondition(n).LastHeartbeatTime.Time
+		}
+	}
 	c := engine.RestartChange(hc, "kubelet")
 	c.Phase = certsPhase
 	if err := engine.ApplyChange(ctx, r, hc.Conn, c); err != nil {
 		return err
 	}
-	return rn.wait(ctx, hc, rn.Opts.ReadyTimeout, "kubelet's new serving certificate", func() (bool, string, error) {
+	if err := rn.wait(ctx, hc, rn.Opts.ReadyTimeout, "kubelet's new serving certificate", func() (bool, string, error) {
 		_, problems, err := ReadHostCerts(ctx, hc.Conn, []string{kubeletServing})
 		if err != nil {
 			return false, "", err
 		}
 		return problems[kubeletServing] == "", kubeletServing + " " + problems[kubeletServing], nil
+	}); err != nil {
+		return err
+	}
+	// A restarted kubelet may report its Node NotReady until its first
+	// container runtime check (seen for seconds on a loaded lab), which
+	// marks the node's pods not ready: the next node waits until this one
+	// is Ready again, so no two are out at once.
+	return rn.wait(ctx, hc, rn.Opts.ReadyTimeout, "node "+hc.Name()+" Ready after kubelet's restart", func() (bool, string, error) {
+		n, err := getNode(ctx, r, hc.Name())
+		if err != nil {
+			return false, "", err
+		}
+		rc := readyCondition(n)
+		return nodeReady(n) && rc.LastHeartbeatTime.After(before),
+			fmt.Sprintf("Ready=%s (%s) since %s", rc.Status, rc.Reason, rc.LastHeartbeatTime.UTC().Format(time.TimeOnly)), nil
 	})
 }
 

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -41,6 +44,10 @@ type certCluster struct {
 	gen      map[string]int      // host/pod container generation
 	failOn   map[string]string   // host -> command prefix that fails
 	leader   uint64              // etcd leader's member id (index+1)
+	// The cluster's Nodes: a kubelet restart posts a new Ready status,
+	// NotReady where notReady says so (kubelet's own blip, for good).
+	client   *fake.Clientset
+	notReady map[string]bool
 }
 
 func (cc *certCluster) note(host, what string) {
@@ -73,7 +80,8 @@ func newCertCluster(t *testing.T, hosts ...string) *certCluster {
 		t.Fatal(err)
 	}
 	cc := &certCluster{t: t, fakes: map[string]*transport.Fake{}, coll: &events.Collect{},
-		disabled: map[string][]string{}, stuck: map[string]bool{}, gen: map[string]int{}, failOn: map[string]string{}, leader: 2}
+		disabled: map[string][]string{}, stuck: map[string]bool{}, gen: map[string]int{}, failOn: map[string]string{}, leader: 2,
+		client: fake.NewClientset(), notReady: map[string]bool{}}
 	pki := st.PKI()
 	read := func(rel string) []byte {
 		b, err := os.ReadFile(filepath.Join(pki, rel))
@@ -154,7 +162,27 @@ func newCertCluster(t *testing.T, hosts ...string) *certCluster {
 	}
 	t.Cleanup(func() { j.Close() })
 	cc.run.Journal = j
+	for _, h := range c.Nodes() {
+		cc.client.Tracker().Add(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: h.Name}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{
+			{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.NewTime(now.Add(-time.Minute))}}}})
+	}
+	if _, err := cc.run.Value("kube-client", func() (any, error) { return cc.client, nil }); err != nil {
+		t.Fatal(err)
+	}
 	return cc
+}
+
+// kubeletRestarted posts the Node status a restarted kubelet does.
+func (cc *certCluster) kubeletRestarted(host string) {
+	status := corev1.ConditionTrue
+	if cc.notReady[host] {
+		status = corev1.ConditionFalse
+	}
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: host}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{
+		{Type: corev1.NodeReady, Status: status, Reason: "KubeletNotReady", LastHeartbeatTime: metav1.NewTime(time.Now().Add(time.Second))}}}}
+	if err := cc.client.Tracker().Update(corev1.SchemeGroupVersion.WithResource("nodes"), n, ""); err != nil {
+		cc.t.Error(err)
+	}
 }
 
 // splitArgs undoes shellQuote for a list of quoted words.
@@ -229,6 +257,9 @@ func (cc *certCluster) answer(f *transport.Fake) func(transport.Cmd) (transport.
 			return ok(strings.Join(ids, "\n"))
 		case strings.HasPrefix(c, "systemctl restart"):
 			cc.note(host, c)
+			if strings.Contains(c, "kubelet") {
+				cc.kubeletRestarted(host)
+			}
 			return ok("")
 		case strings.HasPrefix(c, "ETCDCTL_API=3 etcdctl") && strings.HasSuffix(c, "endpoint status -w json"):
 			// master2 (member id 2) leads until moved
@@ -434,6 +465,30 @@ func TestRenewStopsAtFirstFailure(t *testing.T) {
 		if len(cc.disabled[slb]) != 0 {
 			t.Errorf("%s: %v left out of HAProxy", slb, cc.disabled[slb])
 		}
+	}
+}
+
+// A worker whose restarted kubelet keeps its Node NotReady stops the roll
+// there: the next worker's kubelet is not restarted while one node is out.
+func TestRenewWaitsForEachNodeReady(t *testing.T) {
+	cc := newCertCluster(t, "master1", "worker1", "worker2")
+	cc.notReady["worker1"] = true
+	res, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"kubelet-client"}, Poll: time.Millisecond, ReadyTimeout: 50 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "worker1 / certs") || !strings.Contains(err.Error(), "node worker1 Ready after kubelet's restart (last: Ready=False (KubeletNotReady)") {
+		t.Fatalf("error: %v", err)
+	}
+	if s := masterSteps(cc.log, "worker2"); len(s) != 0 {
+		t.Errorf("worker2 touched while worker1 was NotReady: %v", s)
+	}
+	if slices.Contains(res.Renewed, "worker2") {
+		t.Errorf("renewed %v", res.Renewed)
+	}
+	cc.notReady["worker1"] = false
+	if _, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"kubelet-client"}, Poll: time.Millisecond}); err != nil {
+		t.Fatalf("once worker1 is Ready: %v", err)
+	}
+	if s := masterSteps(cc.log, "worker2"); !slices.Contains(s, "systemctl restart kubelet") {
+		t.Errorf("worker2: %v", s)
 	}
 }
 

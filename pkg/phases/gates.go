@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/transport"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -128,6 +130,7 @@ func WaitVIP(ctx context.Context, r *engine.Run, timeout time.Duration) (string,
 // runs, asked through the API.
 func WaitNodesReady(ctx context.Context, r *engine.Run, want int, timeout time.Duration) error {
 	var last string
+	var stuck []corev1.Pod
 	err := engine.Poll(ctx, timeout, 3*time.Second, func(ctx context.Context) (bool, error) {
 		ready, notReady, err := nodesReady(ctx, r)
 		if err != nil {
@@ -144,9 +147,11 @@ func WaitNodesReady(ctx context.Context, r *engine.Run, want int, timeout time.D
 			return false, nil
 		}
 		var waiting []string
+		stuck = stuck[:0]
 		for i := range pods.Items {
 			if p := &pods.Items[i]; !podRunning(p) {
 				waiting = append(waiting, fmt.Sprintf("%s (%s on %s)", p.Name, p.Status.Phase, p.Spec.NodeName))
+				stuck = append(stuck, *p)
 			}
 		}
 		last = fmt.Sprintf("%d node(s) Ready, not Ready: %v; kube-system pods not running: %v", ready, notReady, waiting)
@@ -154,9 +159,77 @@ func WaitNodesReady(ctx context.Context, r *engine.Run, want int, timeout time.D
 	})
 	if errors.Is(err, engine.ErrTimeout) {
 		return engine.Errorf("", "network", "check 'kubectl get pods -A' and 'journalctl -u kubelet' on the nodes",
-			"the cluster did not become Ready in %s; last seen: %s", timeout, last)
+			"the cluster did not become Ready in %s; last seen: %s%s", timeout, last, whyWaiting(context.WithoutCancel(ctx), r, stuck))
 	}
 	return err
+}
+
+// whyWaiting says, for each pod that is not running, what holds it: a
+// container's waiting reason and message, else the pod's latest Warning
+// event (a sandbox kubelet could not create is only an event). Asked once,
+// when a wait has timed out.
+func whyWaiting(ctx context.Context, r *engine.Run, pods []corev1.Pod) string {
+	if len(pods) == 0 {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var events []corev1.Event
+	if c, err := kubeClient(ctx, r); err == nil {
+		if l, err := c.CoreV1().Events("kube-system").List(ctx, metav1.ListOptions{FieldSelector: "type=Warning"}); err == nil {
+			events = l.Items
+		}
+	}
+	var b strings.Builder
+	for i := range pods {
+		if why := podWaitReason(&pods[i], events); why != "" {
+			fmt.Fprintf(&b, "\n  %s on %s: %s", pods[i].Name, pods[i].Spec.NodeName, why)
+		}
+	}
+	return b.String()
+}
+
+// podWaitReason is the first container's waiting reason with its message, or
+// the latest Warning event about the pod, or the pod's unmet condition.
+func podWaitReason(p *corev1.Pod, events []corev1.Event) string {
+	for _, cs := range append(slices.Clone(p.Status.InitContainerStatuses), p.Status.ContainerStatuses...) {
+		if w := cs.State.Waiting; w != nil && w.Message != "" {
+			return w.Reason + ": " + clip(w.Message, 300)
+		}
+	}
+	var latest *corev1.Event
+	for i := range events {
+		e := &events[i]
+		if e.InvolvedObject.Kind == "Pod" && e.InvolvedObject.Name == p.Name && (latest == nil || eventTime(e).After(eventTime(latest))) {
+			latest = e
+		}
+	}
+	if latest != nil {
+		return latest.Reason + ": " + clip(latest.Message, 300)
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Status != corev1.ConditionTrue && c.Message != "" {
+			return string(c.Type) + ": " + clip(c.Message, 300)
+		}
+	}
+	return ""
+}
+
+func eventTime(e *corev1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // nodesReady counts the Ready nodes and names the others.

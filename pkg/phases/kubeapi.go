@@ -62,12 +62,17 @@ func listNodes(ctx context.Context, r *engine.Run) ([]corev1.Node, error) {
 
 // nodeReady says whether a Node's Ready condition is True.
 func nodeReady(n *corev1.Node) bool {
+	return readyCondition(n).Status == corev1.ConditionTrue
+}
+
+// readyCondition is a Node's Ready condition (empty if it has none).
+func readyCondition(n *corev1.Node) corev1.NodeCondition {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
+			return c
 		}
 	}
-	return false
+	return corev1.NodeCondition{}
 }
 
 // podRunning: Running with every container ready.
