@@ -61,7 +61,11 @@ type probe struct {
 	done     chan struct{}
 }
 
-func startProbe(t *testing.T, kubeconfig, server string) *probe {
+// apiClient is an HTTP client with kubeconfig's credentials that opens a
+// fresh connection for every call (so each goes through the load
+// balancer's choice again): in-process, where a kubectl per call would cost
+// a process start on a loaded lab.
+func apiClient(t *testing.T, kubeconfig string, timeout time.Duration) *http.Client {
 	t.Helper()
 	cfg, err := clientcmd.LoadFromFile(kubeconfig)
 	if err != nil {
@@ -75,16 +79,21 @@ func startProbe(t *testing.T, kubeconfig, server string) *probe {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(cluster.CertificateAuthorityData)
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}},
+	}}
+}
+
+func startProbe(t *testing.T, kubeconfig, server string) *probe {
+	t.Helper()
 	// A refused or reset connection, or an error status, fails at once; a
 	// call with no answer in callTimeout fails too. A slower answer that
 	// comes is counted apart and printed: the API answered. Timeouts of 2 s
 	// and then 5 s failed calls that were only slow on a lab at load 24 on
 	// 2 cores (4 of 4,255 upgrade calls; then 1 of ~4,000 in CI, 2026-12-02),
 	// where kubectl, which sets no timeout, would have had its answer.
-	client := &http.Client{Timeout: callTimeout, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}},
-	}}
+	client := apiClient(t, kubeconfig, callTimeout)
 	p := &probe{stop: make(chan struct{}), done: make(chan struct{}), lastOK: time.Now()}
 	go func() {
 		defer close(p.done)
@@ -144,22 +153,44 @@ func (p *probe) finish() (calls int, failures []string, longest time.Duration) {
 	return p.calls, p.failures, max(p.longest, time.Since(p.lastOK))
 }
 
-// watchHealth samples etcd health and node readiness until stopped; it returns the lowest
-// number of healthy etcd members and of Ready nodes seen. A node not Ready in one sample
-// only (about 2 s) still counts as Ready, and is printed: a restarted kubelet reports
-// NotReady until its first container runtime check, which is kubelet's own blip.
-func (e *env) watchHealth(members []string, stop <-chan struct{}) (minEtcd, minReady *int, done chan struct{}) {
-	a, b := len(members), 1<<30
-	minEtcd, minReady, done = &a, &b, make(chan struct{})
+// health is what watchHealth saw: the fewest healthy etcd members; the fewest
+// Ready nodes, where a node not Ready in one sample only (about 2 s) still
+// counts as Ready and is printed (a restarted kubelet reports NotReady until
+// its first container runtime check, kubelet's own blip); the most nodes not
+// Ready in one sample, forgiving none; and each node's longest time not Ready
+// (first to last sample that saw it so, plus the sample gap).
+type health struct {
+	minEtcd, minReady, mostNotReady int
+	notReadyFor                     map[string]time.Duration
+}
+
+// longestNotReady is the node that was not Ready the longest, and how long.
+func (h *health) longestNotReady() (string, time.Duration) {
+	node, d := "", time.Duration(0)
+	for n, x := range h.notReadyFor {
+		if x > d {
+			node, d = n, x
+		}
+	}
+	return node, d
+}
+
+// watchHealth samples etcd health and node readiness until stopped; read the
+// result once done is closed.
+func (e *env) watchHealth(members []string, stop <-chan struct{}) (*health, chan struct{}) {
+	h := &health{minEtcd: len(members), minReady: 1 << 30, notReadyFor: map[string]time.Duration{}}
+	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		notReady := map[string]int{} // consecutive samples
+		notReady := map[string]int{}    // consecutive samples
+		since := map[string]time.Time{} // first sample of the current NotReady run
 		for {
 			out, _ := e.tryExec(members[0], "ETCDCTL_API=3 etcdctl --endpoints="+etcdEndpoints(members)+
 				" --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/healthcheck-client.crt --key=/etc/etcd/pki/healthcheck-client.key --dial-timeout=2s endpoint health -w simple")
-			*minEtcd = min(*minEtcd, strings.Count(out, "is healthy"))
+			h.minEtcd = min(h.minEtcd, strings.Count(out, "is healthy"))
 			if nodes, err := e.kubectl("get", "nodes", "--no-headers"); err == nil {
-				ready := 0
+				ready, not := 0, 0
+				now := time.Now()
 				for _, l := range strings.Split(nodes, "\n") {
 					f := strings.Fields(l)
 					if len(f) < 2 {
@@ -167,15 +198,22 @@ func (e *env) watchHealth(members []string, stop <-chan struct{}) (minEtcd, minR
 					}
 					if f[1] == "Ready" || strings.HasPrefix(f[1], "Ready,") {
 						notReady[f[0]] = 0
+						delete(since, f[0])
 						ready++
 						continue
 					}
+					not++
+					if _, ok := since[f[0]]; !ok {
+						since[f[0]] = now
+					}
+					h.notReadyFor[f[0]] = max(h.notReadyFor[f[0]], now.Sub(since[f[0]])+2*time.Second)
 					if notReady[f[0]]++; notReady[f[0]] == 1 {
 						ready++ // one sample: see above
-						fmt.Printf("FIGURE node-not-ready-blip: %s %s at %s\n", f[0], f[1], time.Now().UTC().Format("15:04:05.0"))
+						fmt.Printf("FIGURE node-not-ready-blip: %s %s at %s\n", f[0], f[1], now.UTC().Format("15:04:05.0"))
 					}
 				}
-				*minReady = min(*minReady, ready)
+				h.minReady = min(h.minReady, ready)
+				h.mostNotReady = max(h.mostNotReady, not)
 			}
 			select {
 			case <-stop:
@@ -184,7 +222,7 @@ func (e *env) watchHealth(members []string, stop <-chan struct{}) (minEtcd, minR
 			}
 		}
 	}()
-	return minEtcd, minReady, done
+	return h, done
 }
 
 // allNodesReady: every node Ready now (within 30 s).
@@ -283,22 +321,30 @@ func (e *env) certsRenewHA(t *testing.T) {
 	kc := filepath.Join(e.stateDir, "clusters", "lab", "admin.conf")
 	p := startProbe(t, kc, "https://"+vip+":6443")
 	stop := make(chan struct{})
-	minEtcd, minReady, watched := e.watchHealth([]string{"master1", "master2", "master3"}, stop)
+	h, watched := e.watchHealth([]string{"master1", "master2", "master3"}, stop)
 	took := e.runScheduledJob(t, "400d")
 	close(stop)
 	<-watched
 	calls, failures, longest := p.finish()
 	fmt.Printf("FIGURE certs-renew-ha: job %s; probe through the VIP every 200ms: %d calls, %d failures, longest gap %s\n",
 		took.Round(time.Second), calls, len(failures), longest.Round(time.Millisecond))
-	fmt.Printf("FIGURE certs-renew-ha: fewest healthy etcd members %d/3, fewest Ready nodes %d/5\n", *minEtcd, *minReady)
+	node, notReady := h.longestNotReady()
+	fmt.Printf("FIGURE certs-renew-ha: fewest healthy etcd members %d/3, most nodes not Ready at once %d, longest not Ready %s %s\n",
+		h.minEtcd, h.mostNotReady, node, notReady.Round(time.Second))
 	if len(failures) > 0 {
 		t.Errorf("%d API call(s) through the VIP failed during the renewal:\n%s", len(failures), strings.Join(failures, "\n"))
 	}
-	if *minEtcd < 2 {
-		t.Errorf("etcd lost quorum: %d healthy member(s) at one point", *minEtcd)
+	if h.minEtcd < 2 {
+		t.Errorf("etcd lost quorum: %d healthy member(s) at one point", h.minEtcd)
 	}
-	if *minReady < 5 {
-		t.Errorf("only %d node(s) Ready at one point", *minReady)
+	// Each kubelet restarts once; its NotReady (kubelet's own, until its first
+	// runtime check) lasted several seconds at load 24 (CI, 2026-12-02). The
+	// roll waits for each node to be Ready before the next, so never two.
+	if h.mostNotReady > 1 {
+		t.Errorf("%d nodes not Ready at once: the roll goes one node at a time", h.mostNotReady)
+	}
+	if notReady > time.Minute {
+		t.Errorf("%s not Ready for %s after its kubelet's restart", node, notReady.Round(time.Second))
 	}
 	e.allNodesReady(t) // a blip the sampling forgave must be over
 	after, ar := e.checkCerts(t)

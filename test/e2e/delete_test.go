@@ -69,7 +69,7 @@ func (e *env) deleteMaster(t *testing.T) {
 	mustContain(t, "delete master3 --dry-run", dry.stdout, "take master3 out of HAProxy", "etcd member remove", "kubeadm upgrade node phase control-plane")
 	p := startProbe(t, e.kubeconfig(), "https://"+vip+":6443")
 	stop := make(chan struct{})
-	minEtcd, _, watched := e.watchHealth([]string{"master1", "master2"}, stop)
+	h, watched := e.watchHealth([]string{"master1", "master2"}, stop)
 	// kill -9 once etcd's member is removed; the re-run must finish the job.
 	killed := e.k4tWatched(func(ev map[string]any, kill func()) {
 		if ev["type"] == "change" && ev["action"] == "applied" && strings.HasPrefix(fmt.Sprint(ev["message"]), "etcd member remove") {
@@ -84,15 +84,15 @@ func (e *env) deleteMaster(t *testing.T) {
 	<-watched
 	calls, failures, longest := p.finish()
 	fmt.Printf("FIGURE delete-master: killed after %s (member removed), re-run %s; probe through the VIP every 200ms: %d calls, %d failures, longest gap %s; fewest healthy etcd members %d/2\n",
-		killed.duration.Round(100*time.Millisecond), r.duration.Round(100*time.Millisecond), calls, len(failures), longest.Round(time.Millisecond), *minEtcd)
+		killed.duration.Round(100*time.Millisecond), r.duration.Round(100*time.Millisecond), calls, len(failures), longest.Round(time.Millisecond), h.minEtcd)
 	if r.code != 0 {
 		t.Fatalf("delete master3: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
 	}
 	if len(failures) > 0 {
 		t.Errorf("%d API call(s) through the VIP failed during the delete:\n%s", len(failures), strings.Join(failures, "\n"))
 	}
-	if *minEtcd < 2 {
-		t.Errorf("only %d of the 2 members left were healthy at one point", *minEtcd)
+	if h.minEtcd < 2 {
+		t.Errorf("only %d of the 2 members left were healthy at one point", h.minEtcd)
 	}
 	members, _ := e.tryExec("master1", "ETCDCTL_API=3 etcdctl --endpoints=https://10.77.0.13:2379,https://10.77.0.14:2379 --cacert=/etc/etcd/pki/ca.crt --cert=/etc/etcd/pki/healthcheck-client.crt --key=/etc/etcd/pki/healthcheck-client.key member list -w simple")
 	if strings.Count(members, "started") != 2 || strings.Contains(members, "master3") {

@@ -37,7 +37,7 @@ func (e *env) repairEmptiedMember(t *testing.T, member string) {
 	}
 	p := startProbe(t, filepath.Join(e.stateDir, "clusters", "lab", "admin.conf"), "https://"+vip+":6443")
 	stop := make(chan struct{})
-	minEtcd, minReady, watched := e.watchHealth(others, stop)
+	h, watched := e.watchHealth(others, stop)
 	r := e.k4t("apply", "-f", e.inv)
 	close(stop)
 	<-watched
@@ -46,12 +46,12 @@ func (e *env) repairEmptiedMember(t *testing.T, member string) {
 		t.Fatalf("apply with %s's data gone: exit %d\n%s\n%s", member, r.code, r.stderr, tail(r.stdout, 30))
 	}
 	fmt.Printf("FIGURE etcd-member-repair: apply %s, %d change(s); the other members' fewest healthy %d/2; API via the VIP every 200ms: %d calls, %d failures, longest gap %s\n",
-		r.duration.Round(time.Millisecond), r.changes(), *minEtcd, calls, len(failures), longest.Round(time.Millisecond))
-	if *minEtcd < 2 {
-		t.Errorf("the members left lost quorum: %d of 2 healthy at one point", *minEtcd)
+		r.duration.Round(time.Millisecond), r.changes(), h.minEtcd, calls, len(failures), longest.Round(time.Millisecond))
+	if h.minEtcd < 2 {
+		t.Errorf("the members left lost quorum: %d of 2 healthy at one point", h.minEtcd)
 	}
-	if *minReady < 5 {
-		t.Errorf("only %d node(s) Ready at one point", *minReady)
+	if h.minReady < 5 {
+		t.Errorf("only %d node(s) Ready at one point", h.minReady)
 	}
 	e.allNodesReady(t)
 	if len(failures) > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -364,6 +365,29 @@ func (e *env) vipHolders() []string {
 		}
 	}
 	return hs
+}
+
+// vipDiagnosis says where the VIP is and what the slb hosts left up think:
+// their addresses, keepalived's last words and HAProxy's servers, and this
+// machine's neighbour entry for the VIP.
+func (e *env) vipDiagnosis(down string) string {
+	var b strings.Builder
+	for _, h := range []string{"slb1", "slb2"} {
+		if h == down {
+			continue
+		}
+		for _, cmd := range []string{
+			"ip -br -4 addr show",
+			"journalctl -u keepalived -n 15 --no-pager -o short-precise",
+			"echo 'show stat' | socat stdio /run/haproxy/admin.sock | cut -d, -f1,2,18,37 | grep -v '^#'",
+		} {
+			out, err := e.tryExec(h, cmd)
+			fmt.Fprintf(&b, "--- %s: %s (%v)\n%s\n", h, cmd, err, strings.TrimSpace(out))
+		}
+	}
+	out, _ := exec.Command("ip", "neigh", "show", vip).CombinedOutput()
+	fmt.Fprintf(&b, "--- this machine: ip neigh show %s\n%s", vip, out)
+	return b.String()
 }
 
 func (e *env) vipHolder(t *testing.T, within time.Duration) string {
