@@ -172,10 +172,6 @@ func initConfig(r *engine.Run, h *v1alpha1.Host) ([]byte, error) {
 			sans = append(sans, m.Address)
 		}
 	}
-	var dnsTag string
-	if a, err := r.Options.Artifacts.Manifest().Get("coredns-image"); err == nil {
-		dnsTag = a.Image[strings.LastIndex(a.Image, ":")+1:]
-	}
 	k := c.Spec.Kubernetes.Kubelet
 	driver := k.CgroupDriver
 	if driver == "" {
@@ -185,7 +181,7 @@ func initConfig(r *engine.Run, h *v1alpha1.Host) ([]byte, error) {
 		Node: nodeRegistration(r, h), KubernetesVersion: c.Spec.Kubernetes.Version, ClusterName: c.Metadata.Name,
 		ControlPlaneEndpoint: c.APIServerEndpoint(),
 		PodSubnet:            c.Spec.Kubernetes.PodCIDR, ServiceSubnet: c.Spec.Kubernetes.ServiceCIDR, DNSDomain: c.Spec.Kubernetes.ClusterDomain,
-		EtcdEndpoints: eps, CertSANs: sans, DNSImageTag: dnsTag,
+		EtcdEndpoints: eps, CertSANs: sans, DNSImageTag: dnsImageTag(r),
 		BootstrapToken: tok, BootstrapTokenTTL: 24 * time.Hour,
 		CertificateValidity: c.Spec.Certificates.Validity.Duration,
 		Kubelet: templates.KubeletSettings{CgroupDriver: driver, FailCgroupV1: k.FailCgroupV1, EvictionHard: k.EvictionHard,

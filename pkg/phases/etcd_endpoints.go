@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
@@ -58,18 +59,24 @@ func (p *EtcdEndpoints) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine
 	return []*engine.Change{{Kind: engine.KindCommand, Key: "etcd-endpoints",
 		Desc: fmt.Sprintf("set kubeadm's etcd endpoints (kube-system/kubeadm-config) to %s (were %s)", strings.Join(want, ", "), strings.Join(have, ", ")),
 		Apply: func(ctx context.Context, _ transport.Host) error {
-			cm, err := client.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubeadm-config", metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			edited, err := setConfigEtcdEndpoints(cm.Data["ClusterConfiguration"], want)
-			if err != nil {
-				return err
-			}
-			cm.Data["ClusterConfiguration"] = edited
-			_, err = client.CoreV1().ConfigMaps("kube-system").Update(ctx, cm, metav1.UpdateOptions{})
-			return err
+			return editClusterConfiguration(ctx, client, func(cc string) (string, error) { return setConfigEtcdEndpoints(cc, want) })
 		}}}, nil
+}
+
+// editClusterConfiguration rewrites kubeadm's ClusterConfiguration in
+// kube-system/kubeadm-config with edit.
+func editClusterConfiguration(ctx context.Context, client kubernetes.Interface, edit func(string) (string, error)) error {
+	cm, err := client.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubeadm-config", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	edited, err := edit(cm.Data["ClusterConfiguration"])
+	if err != nil {
+		return err
+	}
+	cm.Data["ClusterConfiguration"] = edited
+	_, err = client.CoreV1().ConfigMaps("kube-system").Update(ctx, cm, metav1.UpdateOptions{})
+	return err
 }
 
 func etcdEndpointURLs(r *engine.Run) []string {

@@ -597,6 +597,13 @@ func planNodeUpgrade(ctx context.Context, hc *engine.HostCtx, o *UpgradeOptions)
 	kubeletBehind := !kubeletAt(n, target)
 	switch {
 	case master && !cpAt && name == r.Cluster.FirstMaster().Name:
+		dns, err := dnsTagChange(ctx, hc)
+		if err != nil {
+			return nil, err
+		}
+		if dns != nil {
+			cs.Add(dns)
+		}
 		kubeadmStep(cs, "kubeadm upgrade apply "+vs(target), "kubeadm upgrade apply --yes --config "+kubeadmUpgradeConfigPath+" && touch "+upgradeAppliedMarker(target))
 	case !cpAt || kubeletBehind:
 		// On a worker it brings the kubelet's config to the target's.

@@ -48,7 +48,10 @@ func upgradeFixture(t *testing.T, cp, kubelet string, applied bool) (*engine.Run
 	r := &engine.Run{Cluster: c, State: st, Events: events.NewEmitter("test", coll), DryRun: true,
 		Connect: func(ctx context.Context, h *v1alpha1.Host) (transport.Host, error) { return fakes[h.Name], nil },
 		Options: engine.Options{Artifacts: fakeArtifacts(t)}}
-	client := fake.NewClientset()
+	// kubeadm's ClusterConfiguration as `kubeadm init` at the older version
+	// stored it: CoreDNS pinned to that version's tag.
+	client := fake.NewClientset(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kubeadm-config", Namespace: "kube-system"},
+		Data: map[string]string{"ClusterConfiguration": "apiVersion: kubeadm.k8s.io/v1beta4\ndns:\n  imageTag: v1.14.2\netcd:\n  external:\n    endpoints:\n    - https://10.0.0.11:2379\nkind: ClusterConfiguration\n"}})
 	for _, o := range objs {
 		switch o := o.(type) {
 		case *corev1.Node:

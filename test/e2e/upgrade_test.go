@@ -176,6 +176,11 @@ func (e *env) upgradeUnderLoad(t *testing.T) {
 	if n := strings.Count(images, ":"+toVersion); n != 9 {
 		t.Errorf("%d control-plane pod(s) at %s, want 9:\n%s", n, toVersion, images)
 	}
+	// CoreDNS at the target's image: a node added later gets only the target's images.
+	want := imageAt(t, toVersion, "coredns-image")
+	if dns := e.mustKubectl("get", "deploy", "coredns", "-n", "kube-system", "-o", "jsonpath={.spec.template.spec.containers[0].image}"); !strings.HasSuffix(dns, want[strings.LastIndex(want, ":"):]) {
+		t.Errorf("CoreDNS runs %s after the upgrade, want %s", dns, want)
+	}
 	if n := e.mustKubectl("get", "nodes", "-o", "jsonpath={range .items[*]}{.spec.unschedulable}{\"\\n\"}{end}"); strings.Contains(n, "true") {
 		t.Errorf("a node is left cordoned: %q", n)
 	}
