@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -127,6 +128,7 @@ func loadInventory(path string, stderr io.Writer) (*v1alpha1.Cluster, error) {
 
 // session is what one command invocation sets up around a cluster.
 type session struct {
+	command string // "apply", "certs renew": what the run's end names
 	cluster *v1alpha1.Cluster
 	state   *state.Dir
 	events  *events.Emitter
@@ -178,7 +180,8 @@ func openSession(cmd *cobra.Command, g *globalFlags, hf hostsFlags, showDiff boo
 	if err != nil {
 		return nil, err
 	}
-	s := &session{cluster: c, state: st, runID: newRunID(), concurrency: g.Concurrency(), forceOS: hf.forceOS}
+	s := &session{cluster: c, state: st, runID: newRunID(), concurrency: g.Concurrency(), forceOS: hf.forceOS,
+		command: strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")}
 	if raw, err := os.ReadFile(hf.file); err == nil {
 		if err := st.WriteFile(st.Inventory(), raw, 0o600); err != nil {
 			return nil, fmt.Errorf("copying the inventory to the state dir: %w — check that %s is writable", err, st.Root)
@@ -242,7 +245,7 @@ func userKnownHosts() []string {
 func (s *session) run(dryRun, withArtifacts bool) (*engine.Run, error) {
 	r := &engine.Run{
 		Cluster: s.cluster, State: s.state, Connect: s.conn.Connect,
-		Events: s.events, DryRun: dryRun,
+		Events: s.events, DryRun: dryRun, Command: s.command,
 		Options:  engine.Options{Now: time.Now, Concurrency: s.concurrency, ForceOS: s.forceOS},
 		Uploaded: s.dialer.Uploaded,
 	}

@@ -86,8 +86,11 @@ func (e *Engine) Execute(ctx context.Context) (*Summary, error) {
 	}
 	sum := &Summary{}
 	verb := "apply"
-	if r.DryRun {
+	switch {
+	case r.DryRun:
 		verb = "plan"
+	case r.Command != "":
+		verb = r.Command
 	}
 	if r.State != nil {
 		// What an interrupted run left pending is planned again (and shown by plan).
@@ -128,6 +131,7 @@ func (e *Engine) Execute(ctx context.Context) (*Summary, error) {
 	}
 	if runErr != nil {
 		end.Error = runErr.Error()
+		end.Message = verb + " failed"
 	}
 	r.Events.Emit(end)
 	return sum, runErr

@@ -287,3 +287,27 @@ func TestForEachHostBound(t *testing.T) {
 		t.Fatalf("every failure is reported: %v", errs)
 	}
 }
+
+// The run's end names the command that ran, and says failed when it did.
+func TestRunEndNamesTheCommand(t *testing.T) {
+	env := newTestEnv(t, false, "a")
+	ctx := context.Background()
+	end := func() string {
+		ends := env.coll.Of(events.RunEnd)
+		return ends[len(ends)-1].Message
+	}
+	r := env.with(t, false)
+	r.Command = "certs renew"
+	if _, err := (&Engine{Run: r, Phases: []Phase{&demoPhase{"x=1\n"}}}).Execute(ctx); err != nil || end() != "certs renew complete" {
+		t.Errorf("%v: %q", err, end())
+	}
+	if _, err := (&Engine{Run: env.with(t, false), Phases: []Phase{&demoPhase{"x=1\n"}}}).Execute(ctx); err != nil || end() != "apply complete" {
+		t.Errorf("no command: %v: %q", err, end())
+	}
+	env.fakes["a"].Fail("systemctl restart demo", 1, "boom")
+	r = env.with(t, false)
+	r.Command = "upgrade"
+	if _, err := (&Engine{Run: r, Phases: []Phase{&demoPhase{"x=2\n"}}}).Execute(ctx); err == nil || end() != "upgrade failed" {
+		t.Errorf("%v: %q", err, end())
+	}
+}

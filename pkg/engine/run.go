@@ -30,6 +30,9 @@ type Run struct {
 	Journal *state.Journal
 	// DryRun is set by plan: phases must not change anything on hosts.
 	DryRun bool
+	// Command names what runs, for the run's end ("certs renew complete");
+	// empty says "apply".
+	Command string
 	// Options that phases read.
 	Options Options
 	// Uploaded, if set, counts the file bytes sent to each host so far;
