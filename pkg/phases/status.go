@@ -70,6 +70,12 @@ func ClusterStatus(ctx context.Context, r *engine.Run, th status.Thresholds) *st
 		rtt := time.Since(sent)
 		if err != nil {
 			out.Error = firstLine(err.Error())
+			// Logged in, but its script ran out of time: a host too loaded
+			// to answer in time, not one that is down.
+			if ctx.Err() == nil && rtt >= statusTimeout {
+				out.LoggedIn = true
+				out.Error = "the status script did not finish in " + statusTimeout.String() + " (an overloaded host?): " + out.Error
+			}
 			return nil
 		}
 		out.Reachable = true

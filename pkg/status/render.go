@@ -51,7 +51,11 @@ func (r *Report) Text(w io.Writer) error {
 				continue
 			}
 			if !h.Reachable {
-				rows = append(rows, []string{h.Name, "unreachable: " + h.Error})
+				what := "unreachable: "
+				if h.LoggedIn {
+					what = "logged in, but no status: "
+				}
+				rows = append(rows, []string{h.Name, what + h.Error})
 				continue
 			}
 			rows = append(rows, t.row(h))

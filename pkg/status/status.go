@@ -38,18 +38,21 @@ type Report struct {
 
 // Host is what one host said.
 type Host struct {
-	Name      string        `json:"name"`
-	Roles     []string      `json:"roles"`
-	Reachable bool          `json:"reachable"`
-	Error     string        `json:"error,omitempty"`
-	Login     time.Duration `json:"loginNs"`
-	Uptime    time.Duration `json:"uptimeNs"`
-	Load1     float64       `json:"load1"`
-	CPUs      int           `json:"cpus"`
-	CPUBusy   float64       `json:"cpuBusyPercent"`
-	MemTotal  int64         `json:"memTotalBytes"`
-	MemAvail  int64         `json:"memAvailableBytes"`
-	Disks     []Disk        `json:"disks"`
+	Name      string   `json:"name"`
+	Roles     []string `json:"roles"`
+	Reachable bool     `json:"reachable"`
+	// LoggedIn: k4t logged in, but the host's status script failed or
+	// timed out (a host too loaded to answer, not one that is down).
+	LoggedIn bool          `json:"loggedIn,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Login    time.Duration `json:"loginNs"`
+	Uptime   time.Duration `json:"uptimeNs"`
+	Load1    float64       `json:"load1"`
+	CPUs     int           `json:"cpus"`
+	CPUBusy  float64       `json:"cpuBusyPercent"`
+	MemTotal int64         `json:"memTotalBytes"`
+	MemAvail int64         `json:"memAvailableBytes"`
+	Disks    []Disk        `json:"disks"`
 	// ClockOffset is the host's clock minus the bastion's, give or take
 	// ClockUncertainty (half the time the transport took: a sudo password
 	// prompt, a slow login).
@@ -257,7 +260,11 @@ func (r *Report) Judge(th Thresholds) {
 	hasSLB := false
 	for _, h := range r.Hosts {
 		if !h.Reachable {
-			add("%s unreachable", h.Name)
+			if h.LoggedIn {
+				add("%s did not answer the status check", h.Name)
+			} else {
+				add("%s unreachable", h.Name)
+			}
 			continue
 		}
 		for _, u := range slices.Sorted(maps.Keys(h.Units)) {

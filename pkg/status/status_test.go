@@ -3,6 +3,7 @@ package status
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,21 @@ func TestJudge(t *testing.T) {
 	}
 	if up := families["k4t_host_up"]; up == nil || len(up.GetMetric()) != 5 || up.GetType().String() != "GAUGE" {
 		t.Errorf("k4t_host_up: %v", up)
+	}
+}
+
+// A host k4t logged in to whose status script timed out is named as such,
+// not as unreachable.
+func TestJudgeLoggedInButNoStatus(t *testing.T) {
+	r := &Report{Hosts: []*Host{{Name: "worker1", Roles: []string{"worker"}, LoggedIn: true, Error: "the status script did not finish in 20s"},
+		{Name: "worker2", Roles: []string{"worker"}, Error: "dial tcp: connection refused"}}}
+	r.Judge(DefaultThresholds)
+	if !slices.Contains(r.Problems, "worker1 did not answer the status check") || !slices.Contains(r.Problems, "worker2 unreachable") {
+		t.Errorf("problems: %q", r.Problems)
+	}
+	var b strings.Builder
+	r.Text(&b)
+	if !strings.Contains(b.String(), "logged in, but no status: the status script did not finish") || !strings.Contains(b.String(), "unreachable: dial tcp") {
+		t.Errorf("text:\n%s", b.String())
 	}
 }
