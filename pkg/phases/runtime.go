@@ -120,6 +120,11 @@ func (p *Runtime) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 	}
 	cs.Add(cni...)
 	cs.Add(fileChanges[len(bins):]...) // config, unit, hosts.toml files
+	stale, err := staleRegistryHosts(ctx, hc, p.Name(), hosts)
+	if err != nil {
+		return nil, err
+	}
+	cs.Add(stale...)
 	units, err := engine.UnitChanges(ctx, hc, engine.Unit{Name: "containerd", UnitFileChanged: unitChanged, ConfigChanged: confChanged || binChanged})
 	if err != nil {
 		return nil, err
@@ -144,6 +149,29 @@ func registryHostsFiles(c *v1alpha1.Cluster) ([]engine.PlannedFile, error) {
 			return nil, err
 		}
 		out = append(out, engine.PlannedFile{File: transport.File{Path: path.Join(templates.RegistryHostsDir, reg, "hosts.toml"), Mode: 0o644, Content: b}})
+	}
+	return out, nil
+}
+
+// staleRegistryHosts removes the hosts.toml files k4t wrote (its header says
+// so) for registries spec.registry.mirrors no longer lists; a file without
+// the header is someone else's and stays.
+func staleRegistryHosts(ctx context.Context, hc *engine.HostCtx, phase string, keep []engine.PlannedFile) ([]*engine.Change, error) {
+	res, err := hc.Conn.Run(ctx, transport.Cmd{Command: "grep -l '^# Managed by k4t' " + templates.RegistryHostsDir + "/*/hosts.toml 2>/dev/null; true",
+		Timeout: 30 * time.Second, ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	var out []*engine.Change
+	for _, f := range strings.Split(strings.TrimSpace(string(res.Stdout)), "\n") {
+		if f == "" || slices.ContainsFunc(keep, func(k engine.PlannedFile) bool { return k.File.Path == f }) {
+			continue
+		}
+		dir := path.Dir(f)
+		c := engine.CommandChange(hc, phase, fmt.Sprintf("remove %s (spec.registry.mirrors no longer lists %s)", f, path.Base(dir)),
+			"rm -f "+transport.ShellQuote(f)+" && { rmdir "+transport.ShellQuote(dir)+" 2>/dev/null || true; }")
+		c.Key = "file:" + f
+		out = append(out, c)
 	}
 	return out, nil
 }

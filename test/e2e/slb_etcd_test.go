@@ -108,9 +108,17 @@ func (e *env) externalEtcdCluster(t *testing.T, up *upstreamMirror) {
 	kubeadm := fmt.Sprintf("%s/release/%s/bin/linux/amd64/kubeadm", artifacts.KubernetesReleases, artifacts.DefaultK8sVersion)
 	e.upstreamRefusesTampered(t, up, kubeadm, "master1")
 	up.cut(kubeadm)
+	// A hosts.toml k4t wrote for a registry no longer mirrored goes; one
+	// without k4t's header is someone else's and stays.
+	e.exec("worker1", "mkdir -p /etc/containerd/certs.d/old.example /etc/containerd/certs.d/theirs.example && "+
+		"printf '# Managed by k4t: edits are overwritten on the next apply.\\nserver = \"https://old.example\"\\n' > /etc/containerd/certs.d/old.example/hosts.toml && "+
+		"printf 'server = \"https://theirs.example\"\\n' > /etc/containerd/certs.d/theirs.example/hosts.toml")
 	r := e.k4t("apply", "-f", e.inv)
 	if r.code != 0 {
 		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 30))
+	}
+	if left := e.exec("worker1", "ls /etc/containerd/certs.d"); strings.Contains(left, "old.example") || !strings.Contains(left, "theirs.example") {
+		t.Errorf("worker1's /etc/containerd/certs.d after the apply: %q, want theirs.example kept and old.example gone", left)
 	}
 	fmt.Printf("FIGURE create-external-etcd-kubernetes-part: %s (etcd and slb already up)\n", r.duration.Round(time.Millisecond))
 	reportDownloads("create-external-etcd-kubernetes-part", r)
