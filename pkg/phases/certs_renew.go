@@ -637,10 +637,15 @@ func (rn *renewer) kubelet(ctx context.Context, hc *engine.HostCtx) error {
 	}
 	// The Node's last status before the restart: the restarted kubelet's
 	// first status comes after it (both times are the node's own clock).
-	before := time.Time{}
+	// Without the API (a cluster whose admin.conf had expired) there is no
+	// Node to wait for: the roll goes on, and says so.
+	var before *time.Time
 	if !r.DryRun {
-		if n, err := getNode(ctx, r, hc.Name()); err == nil {
-			before = readyCondition(n).LastHeartbeatTime.Time
+		if n, err := nodeNow(ctx, r, hc.Name()); err == nil {
+			t := readyCondition(n).LastHeartbeatTime.Time
+			before = &t
+		} else {
+			r.Events.Warnf(certsPhase, hc.Name(), "not waiting for node %s to be Ready after kubelet's restart: the API did not answer: %v", hc.Name(), err)
 		}
 	}
 	c := engine.RestartChange(hc, "kubelet")
@@ -654,7 +659,7 @@ func (rn *renewer) kubelet(ctx context.Context, hc *engine.HostCtx) error {
 			return false, "", err
 		}
 		return problems[kubeletServing] == "", kubeletServing + " " + problems[kubeletServing], nil
-	}); err != nil {
+	}); err != nil || before == nil {
 		return err
 	}
 	// A restarted kubelet may report its Node NotReady until its first
@@ -662,12 +667,12 @@ func (rn *renewer) kubelet(ctx context.Context, hc *engine.HostCtx) error {
 	// marks the node's pods not ready: the next node waits until this one
 	// is Ready again, so no two are out at once.
 	return rn.wait(ctx, hc, rn.Opts.ReadyTimeout, "node "+hc.Name()+" Ready after kubelet's restart", func() (bool, string, error) {
-		n, err := getNode(ctx, r, hc.Name())
+		n, err := nodeNow(ctx, r, hc.Name())
 		if err != nil {
 			return false, "", err
 		}
 		rc := readyCondition(n)
-		return nodeReady(n) && rc.LastHeartbeatTime.After(before),
+		return nodeReady(n) && rc.LastHeartbeatTime.After(*before),
 			fmt.Sprintf("Ready=%s (%s) since %s", rc.Status, rc.Reason, rc.LastHeartbeatTime.UTC().Format(time.TimeOnly)), nil
 	})
 }

@@ -3,6 +3,7 @@ package phases
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,7 +16,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -489,6 +492,25 @@ func TestRenewWaitsForEachNodeReady(t *testing.T) {
 	}
 	if s := masterSteps(cc.log, "worker2"); !slices.Contains(s, "systemctl restart kubelet") {
 		t.Errorf("worker2: %v", s)
+	}
+}
+
+// Without the API (say admin.conf had expired) the roll does not wait for
+// Nodes it cannot see: it goes on and warns.
+func TestRenewWithoutTheAPIWarns(t *testing.T) {
+	cc := newCertCluster(t, "master1", "worker1")
+	cc.client.PrependReactor("get", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("x509: certificate has expired")
+	})
+	if _, err := renewCerts(context.Background(), cc.run, RenewOptions{Names: []string{"kubelet-client"}, Poll: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	var warned bool
+	for _, ev := range cc.coll.Of(events.Message) {
+		warned = warned || strings.Contains(ev.Message, "not waiting for node worker1 to be Ready after kubelet's restart: the API did not answer")
+	}
+	if !warned {
+		t.Errorf("no warning: %+v", cc.coll.Of(events.Message))
 	}
 }
 

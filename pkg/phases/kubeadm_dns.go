@@ -112,7 +112,13 @@ func setConfigDNSTag(cc, tag string) (string, error) {
 		out = append(out, "dns:", "  imageTag: "+tag)
 	}
 	edited := strings.Join(out, "\n")
-	if got, err := configDNSTag(edited); err != nil || got != tag {
+	keys := 0 // a dns key this edit did not understand (CRLF, flow style) would make two
+	for _, l := range out {
+		if strings.HasPrefix(l, "dns:") {
+			keys++
+		}
+	}
+	if got, err := configDNSTag(edited); err != nil || got != tag || keys != 1 {
 		return "", fmt.Errorf("kubeadm's ClusterConfiguration: could not set dns.imageTag to %s (got %q, %v): edit kube-system/kubeadm-config by hand", tag, got, err)
 	}
 	return edited, nil

@@ -16,7 +16,9 @@ func TestSetConfigDNSTag(t *testing.T) {
 			t.Errorf("%q:\ngot  %q (%v)\nwant %q", tc.in, got, err, tc.want)
 		}
 	}
-	if _, err := setConfigDNSTag("dns: [", "v1.14.6"); err == nil {
-		t.Error("unparsable config: no error")
+	for _, bad := range []string{"dns: [", "dns:\r\n  imageTag: v1\r\n", "dns: {imageTag: v1}\n"} {
+		if got, err := setConfigDNSTag(bad, "v1.14.6"); err == nil {
+			t.Errorf("%q: no error, got %q", bad, got)
+		}
 	}
 }

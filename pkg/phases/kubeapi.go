@@ -60,6 +60,17 @@ func listNodes(ctx context.Context, r *engine.Run) ([]corev1.Node, error) {
 	return l.Items, nil
 }
 
+// nodeNow reads one Node once, within 20 s (getNode retries for a minute).
+func nodeNow(ctx context.Context, r *engine.Run, name string) (*corev1.Node, error) {
+	c, err := kubeClient(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	return c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+}
+
 // nodeReady says whether a Node's Ready condition is True.
 func nodeReady(n *corev1.Node) bool {
 	return readyCondition(n).Status == corev1.ConditionTrue
