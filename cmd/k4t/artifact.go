@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,24 +17,48 @@ import (
 // artifactFlags choose the manifest: a file, a bundle dir, or by default what
 // hack/build-artifacts/build.sh built for the given versions.
 type artifactFlags struct {
-	manifest, dir, cacheDir string
-	k8sVersion, etcdVersion string
+	manifest, dir, bundle, cacheDir string
+	inventory                       string
+	k8sVersion, etcdVersion         string
 }
 
 func (f *artifactFlags) bind(cmd *cobra.Command) {
 	fl := cmd.Flags()
+	fl.StringVarP(&f.inventory, "file", "f", "", "inventory (hosts.yaml): the artifacts its spec.artifacts and versions name")
 	fl.StringVar(&f.manifest, "manifest", "", "artifact manifest file (entries with url or path)")
 	fl.StringVar(&f.dir, "dir", "", "artifact bundle: a directory holding manifest.yaml")
+	fl.StringVar(&f.bundle, "bundle", "", "air-gap bundle that `k4t artifact export` wrote (the tar or its unpacked dir)")
 	fl.StringVar(&f.k8sVersion, "kubernetes-version", artifacts.DefaultK8sVersion, "without --manifest/--dir: the Kubernetes release set under "+artifacts.DefaultCacheRoot())
 	fl.StringVar(&f.etcdVersion, "etcd-version", artifacts.DefaultEtcdVersion, "without --manifest/--dir: the etcd release set")
 	fl.StringVar(&f.cacheDir, "download-dir", "", "where url artifacts are downloaded (default /var/cache/k4t/downloads or ~/.k4t/cache)")
 }
 
-func (f *artifactFlags) store() (*artifacts.Store, error) {
-	if f.manifest != "" && f.dir != "" {
-		return nil, usagef("use --manifest or --dir, not both")
+func (f *artifactFlags) store(stderr io.Writer) (*artifacts.Store, error) {
+	set := 0
+	for _, v := range []string{f.manifest, f.dir, f.bundle, f.inventory} {
+		if v != "" {
+			set++
+		}
 	}
-	m, err := artifacts.ForManifestOrDir(f.manifest, f.dir, f.k8sVersion, f.etcdVersion)
+	if set > 1 {
+		return nil, usagef("use one of -f, --manifest, --dir and --bundle")
+	}
+	if f.inventory != "" {
+		c, err := loadInventory(f.inventory, stderr)
+		if err != nil {
+			return nil, err
+		}
+		return artifacts.ForCluster(c)
+	}
+	dir := f.dir
+	if f.bundle != "" {
+		d, err := artifacts.BundleDir(f.bundle, cmp.Or(f.cacheDir, artifacts.DefaultDownloadDir()))
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	m, err := artifacts.ForManifestOrDir(f.manifest, dir, f.k8sVersion, f.etcdVersion)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
@@ -65,7 +91,7 @@ func init() {
 			Short: "List the artifacts of the manifest (status: present, missing, or remote)",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				s, err := lf.store()
+				s, err := lf.store(cmd.ErrOrStderr())
 				if err != nil {
 					return err
 				}
@@ -94,7 +120,7 @@ func init() {
 			Short: "Check every artifact's sha256 (downloading url artifacts once); exit 1 on any failure",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				s, err := vf.store()
+				s, err := vf.store(cmd.ErrOrStderr())
 				if err != nil {
 					return err
 				}
@@ -126,7 +152,7 @@ func init() {
 			},
 		}
 		vf.bind(verify)
-		root.AddCommand(list, verify)
+		root.AddCommand(list, verify, exportCmd(g))
 		return root
 	})
 }
@@ -164,4 +190,54 @@ func printRows(w io.Writer, format string, rows []artifactRow) error {
 		}
 	}
 	return nil
+}
+
+// exportCmd writes an air-gap bundle of an inventory's artifacts. The
+// bundle's path is an argument: -o is k4t's output format everywhere.
+func exportCmd(g *globalFlags) *cobra.Command {
+	var hf hostsFlags
+	c := &cobra.Command{
+		Use:   "export -f hosts.yaml BUNDLE.tar",
+		Short: "Write every binary and image the inventory needs, checked, into one tar for hosts without internet",
+		Long: "Fetches (or takes from the build cache) every artifact of the inventory's versions, checks each " +
+			"against its published or pinned sha256, and writes BUNDLE.tar: manifest.yaml, SHA256SUMS and the files. " +
+			"Where nothing can be downloaded, set spec.artifacts.bundle to the tar (or the directory it is unpacked in).",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, st, err := inventoryAndState(cmd, g, hf)
+			if err != nil {
+				return err
+			}
+			pins, err := artifacts.LoadPins(st.ArtifactPins())
+			if err != nil {
+				return err
+			}
+			store, err := artifacts.ForCluster(c, artifacts.WithPins(pins))
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			tmp := args[0] + ".partial"
+			f, err := os.Create(tmp)
+			if err != nil {
+				return err
+			}
+			sum, err := artifacts.Export(cmd.Context(), store, f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				err = os.Rename(tmp, args[0])
+			}
+			if err != nil {
+				os.Remove(tmp)
+				return fmt.Errorf("artifact export: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d artifacts, %.1f MB, in %s\n", args[0], sum.Artifacts, float64(sum.Bytes)/1e6, time.Since(start).Round(100*time.Millisecond))
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&hf.file, "file", "f", "", "inventory (hosts.yaml)")
+	_ = c.MarkFlagRequired("file")
+	return c
 }

@@ -103,8 +103,8 @@ func ForManifestOrDir(file, dir, k8sVersion, etcdVersion string) (*Manifest, err
 	return DefaultManifest("", vPrefix(k8sVersion), vPrefix(etcdVersion))
 }
 
-// ForCluster returns the store for an inventory's spec.artifacts: a
-// manifest file, a bundle dir, what build.sh built for the inventory's
+// ForCluster returns the store for an inventory's spec.artifacts: an
+// air-gap bundle (tar or dir), a manifest file, a bundle dir, what build.sh built for the inventory's
 // versions (source: build), or by default the upstream releases (through
 // spec.artifacts.mirrors and spec.registry.mirrors), downloaded into
 // DefaultDownloadDir(). opts come after the inventory's own.
@@ -112,6 +112,16 @@ func ForCluster(c *v1alpha1.Cluster, opts ...StoreOption) (*Store, error) {
 	a := c.Spec.Artifacts
 	var m *Manifest
 	var err error
+	if a.Bundle != "" {
+		dir, err := BundleDir(a.Bundle, DefaultDownloadDir())
+		if err != nil {
+			return nil, fmt.Errorf("spec.artifacts.bundle: %w", err)
+		}
+		if m, err = Load(filepath.Join(dir, bundleManifest)); err != nil {
+			return nil, fmt.Errorf("spec.artifacts.bundle %s: %w", a.Bundle, err)
+		}
+		return NewStore(m, "", opts...), nil
+	}
 	if a.Manifest == "" && a.Dir == "" && a.Source != v1alpha1.ArtifactsBuild {
 		m = UpstreamManifest(DefaultVersions(c.Spec.Kubernetes.Version, c.Spec.Etcd.Version), "amd64")
 	} else if m, err = ForManifestOrDir(a.Manifest, a.Dir, c.Spec.Kubernetes.Version, c.Spec.Etcd.Version); err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"k4t.io/k4t/pkg/apis/v1alpha1"
 	"k4t.io/k4t/pkg/lab"
 )
 
@@ -520,12 +521,40 @@ func (e *env) lightweightCluster(t *testing.T, master, worker string) {
 	}
 	e.saveInventory(t, c)
 	setVersion(t, e.inv, fromVersion)
+	// Air gap: the lab's artifacts exported into one bundle, and the cluster
+	// created from it alone (no build cache, no mirror, no download).
+	bundle := filepath.Join(t.TempDir(), "k4t-"+fromVersion+".tar")
+	ex := e.k4t("artifact", "export", "-f", e.inv, bundle)
+	if ex.code != 0 {
+		t.Fatalf("artifact export: exit %d\n%s\n%s", ex.code, ex.stderr, ex.stdout)
+	}
+	fi, err := os.Stat(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("FIGURE artifact-export: %s bundle of %.0f MB in %s\n", fromVersion, float64(fi.Size())/1e6, ex.duration.Round(100*time.Millisecond))
+	if v := e.k4t("artifact", "verify", "--bundle", bundle); v.code != 0 || !strings.Contains(v.stdout, "kubeadm") {
+		t.Fatalf("artifact verify --bundle: exit %d\n%s\n%s", v.code, v.stderr, v.stdout)
+	}
+	c.Spec.Artifacts = v1alpha1.Artifacts{Bundle: bundle}
+	e.saveInventory(t, c)
+	setVersion(t, e.inv, fromVersion)
 	r := e.k4t("create", "cluster", "-f", e.inv, "--accept-new-hosts")
 	if r.code != 0 {
 		e.dumpDiagnostics(master)
-		t.Fatalf("create lightweight cluster: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
+		t.Fatalf("create lightweight cluster from the bundle: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 40))
 	}
 	reportCreate("create-lightweight-cluster-2-hosts", r)
+	for _, ev := range r.events {
+		if ev["type"] == "download" {
+			t.Errorf("a create from a bundle downloaded: %v", ev)
+			break
+		}
+	}
+	// The upgrade below takes the lab's build cache again: a bundle holds one version.
+	c.Spec.Artifacts = v1alpha1.Artifacts{Source: v1alpha1.ArtifactsBuild}
+	e.saveInventory(t, c)
+	setVersion(t, e.inv, fromVersion)
 	nodes := e.mustKubectl("get", "nodes", "-o", "wide")
 	t.Logf("\n%s", nodes)
 	if n := strings.Count(nodes, " Ready "); n != 2 {

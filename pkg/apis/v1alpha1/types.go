@@ -234,6 +234,9 @@ type Network struct {
 
 // Artifacts says where binaries and images come from.
 type Artifacts struct {
+	// Bundle is an air-gap bundle that `k4t artifact export` wrote: the
+	// tar, or the directory it was unpacked into. Nothing is downloaded.
+	Bundle string `json:"bundle,omitempty" yaml:"bundle,omitempty"`
 	// Dir is a local directory (a bundle) with a manifest.yaml.
 	Dir string `json:"dir,omitempty" yaml:"dir,omitempty"`
 	// Manifest is a manifest file whose entries carry URLs or paths.

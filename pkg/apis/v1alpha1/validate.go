@@ -634,6 +634,10 @@ func (v *checker) artifacts() {
 	if a.Source != "" && (a.Dir != "" || a.Manifest != "") {
 		v.errf("spec.artifacts.source", "remove source, or dir and manifest", "source %q is ignored when dir or manifest is set", a.Source)
 	}
+	if a.Bundle != "" && (a.Source != "" || a.Dir != "" || a.Manifest != "" || len(a.Mirrors) > 0) {
+		v.errf("spec.artifacts.bundle", "a bundle holds every artifact: remove source, dir, manifest and mirrors, or the bundle",
+			"bundle %q is the only source of artifacts; source, dir, manifest and mirrors must be unset", a.Bundle)
+	}
 	for from, to := range a.Mirrors {
 		for _, u := range []string{from, to} {
 			if !isHTTPURL(u) {
