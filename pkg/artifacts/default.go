@@ -127,7 +127,8 @@ func ForCluster(c *v1alpha1.Cluster, opts ...StoreOption) (*Store, error) {
 	} else if m, err = ForManifestOrDir(a.Manifest, a.Dir, c.Spec.Kubernetes.Version, c.Spec.Etcd.Version); err != nil {
 		return nil, fmt.Errorf("spec.artifacts: %w", err)
 	}
-	opts = append([]StoreOption{WithMirrors(a.Mirrors), WithRegistryMirrors(c.Spec.Registry.Mirrors)}, opts...)
+	opts = append([]StoreOption{WithMirrors(a.Mirrors), WithRegistryMirrors(c.Spec.Registry.Mirrors),
+		WithNodePulls(c.Spec.Registry.Pull == v1alpha1.PullNodes)}, opts...)
 	return NewStore(m, "", opts...), nil
 }
 

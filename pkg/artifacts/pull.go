@@ -42,11 +42,7 @@ func (s *Store) pull(ctx context.Context, a *Artifact) (string, string, error) {
 		if pinned != "" {
 			ref = repo.Digest(pinned)
 		}
-		opts := []remote.Option{remote.WithContext(ctx), remote.WithPlatform(v1.Platform{OS: "linux", Architecture: arch})}
-		if s.client.Transport != nil {
-			opts = append(opts, remote.WithTransport(s.client.Transport))
-		}
-		img, err := remote.Image(ref, opts...)
+		img, err := remote.Image(ref, s.remoteOpts(ctx, remote.WithPlatform(v1.Platform{OS: "linux", Architecture: arch}))...)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", ref, err))
 			continue
@@ -142,4 +138,50 @@ func (s *Store) repos(repo name.Repository) []name.Repository {
 		}
 	}
 	return append(out, repo)
+}
+
+// ImageDigest is the digest the named image's tag points to (a multi-arch
+// index or a manifest), as its registry (mirrors first) says, pinned on
+// first use: what a node's pull of the tag must get (spec.registry.pull:
+// nodes). Nothing is downloaded but the manifest's descriptor.
+func (s *Store) ImageDigest(ctx context.Context, artifact string) (string, error) {
+	a, err := s.manifest.Get(artifact)
+	if err != nil {
+		return "", err
+	}
+	if !a.Pulled() {
+		return "", fmt.Errorf("artifact %s: not pulled from a registry (it is a local file)", label(a))
+	}
+	defer s.lock(a.Image)()
+	if p := s.pins.Get(a.Image); p != "" {
+		return p, nil
+	}
+	tag, err := name.NewTag(a.Image)
+	if err != nil {
+		return "", fmt.Errorf("artifact %s: image %q: %w", label(a), a.Image, err)
+	}
+	var errs []string
+	for _, repo := range s.repos(tag.Context()) {
+		ref := repo.Tag(tag.TagStr())
+		d, err := remote.Head(ref, s.remoteOpts(ctx)...)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", ref, err))
+			continue
+		}
+		if err := s.pins.Set(a.Image, d.Digest.String()); err != nil {
+			return "", fmt.Errorf("artifact %s: %w", label(a), err)
+		}
+		slog.Info("image digest pinned", "artifact", a.Name, "from", ref.String(), "digest", d.Digest.String())
+		return d.Digest.String(), nil
+	}
+	return "", fmt.Errorf("artifact %s: asking for %s's digest: %s (check the network, or set spec.registry.mirrors)", label(a), a.Image, strings.Join(errs, "; "))
+}
+
+// remoteOpts are the registry client's options: ctx, the store's transport.
+func (s *Store) remoteOpts(ctx context.Context, more ...remote.Option) []remote.Option {
+	opts := append([]remote.Option{remote.WithContext(ctx)}, more...)
+	if s.client.Transport != nil {
+		opts = append(opts, remote.WithTransport(s.client.Transport))
+	}
+	return opts
 }

@@ -41,8 +41,11 @@ type Store struct {
 	mirrors  map[string]string   // upstream base URL -> mirror base URL
 	registry map[string][]string // registry host -> mirror URLs
 	progress func(Progress)
-	retries  int
-	backoff  time.Duration
+	// nodePulls: containerd on the nodes pulls images; the store only pins
+	// each tag's digest (ImageDigest).
+	nodePulls bool
+	retries   int
+	backoff   time.Duration
 
 	cacheOnce sync.Once
 	cacheDir  string // empty until first needed: DefaultDownloadDir()
@@ -80,6 +83,13 @@ func WithMirrors(m map[string]string) StoreOption { return func(s *Store) { s.mi
 func WithRegistryMirrors(m map[string][]string) StoreOption {
 	return func(s *Store) { s.registry = m }
 }
+
+// WithNodePulls leaves images to the nodes (spec.registry.pull: nodes):
+// Fetch pins each image tag's digest instead of pulling it.
+func WithNodePulls(on bool) StoreOption { return func(s *Store) { s.nodePulls = on } }
+
+// NodePulls says whether the nodes pull the images.
+func (s *Store) NodePulls() bool { return s.nodePulls }
 
 // WithProgress calls f as downloads and pulls go on: every couple of
 // seconds, and once at the end of each.
@@ -191,7 +201,13 @@ func (s *Store) Fetch(ctx context.Context) []error {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if _, _, err := s.resolve(ctx, a); err != nil {
+			var err error
+			if s.nodePulls && a.Pulled() {
+				_, err = s.ImageDigest(ctx, a.Name)
+			} else {
+				_, _, err = s.resolve(ctx, a)
+			}
+			if err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()

@@ -2,6 +2,7 @@ package phases
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"path"
@@ -197,6 +198,14 @@ func (p *Runtime) imageChanges(ctx context.Context, hc *engine.HostCtx) ([]*engi
 		if present[a.Image] {
 			continue
 		}
+		if r.Options.Artifacts.NodePulls() && a.Pulled() {
+			c, err := nodePullChange(ctx, hc, p.Name(), name, a.Image)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, c)
+			continue
+		}
 		local, sum, err := r.Options.Artifacts.Resolve(ctx, name)
 		if err != nil {
 			return nil, err
@@ -216,6 +225,44 @@ func (p *Runtime) imageChanges(ctx context.Context, hc *engine.HostCtx) ([]*engi
 		out = append(out, imp)
 	}
 	return out, nil
+}
+
+// nodePullChange has containerd on the node pull image (through the
+// registry mirrors of its hosts.toml, as kubelet's pulls go) and checks that
+// the tag gave the digest pinned on the bastion; another digest is removed
+// again and refused.
+func nodePullChange(ctx context.Context, hc *engine.HostCtx, phase, artifact, image string) (*engine.Change, error) {
+	digest, err := hc.Run.Options.Artifacts.ImageDigest(ctx, artifact)
+	if err != nil {
+		return nil, engine.WrapPhase(phase, hc.Name(), err)
+	}
+	q := transport.ShellQuote(image)
+	c := &engine.Change{Host: hc.Name(), Phase: phase, Kind: engine.KindCommand, Key: "pull:" + image,
+		Desc: fmt.Sprintf("pull image %s on the node (digest %s)", image, digest),
+		Apply: func(ctx context.Context, h transport.Host) error {
+			res, err := h.Run(ctx, transport.Cmd{Command: crictl + " pull " + q + " >/dev/null && " + crictl + " inspecti -o json " + q, Timeout: 10 * time.Minute})
+			if err != nil {
+				return engine.Errorf(hc.Name(), phase, "check that "+hc.Name()+" reaches the registry or a mirror of spec.registry.mirrors",
+					"pulling %s on the node: %v", image, err)
+			}
+			var info struct {
+				Status struct {
+					RepoDigests []string `json:"repoDigests"`
+				} `json:"status"`
+			}
+			if err := json.Unmarshal(res.Stdout, &info); err != nil {
+				return fmt.Errorf("reading crictl inspecti %s: %w", image, err)
+			}
+			for _, d := range info.Status.RepoDigests {
+				if strings.HasSuffix(d, "@"+digest) {
+					return nil
+				}
+			}
+			_, _ = h.Run(ctx, transport.Cmd{Command: crictl + " rmi " + q + " >/dev/null 2>&1; true", Timeout: time.Minute})
+			return engine.Errorf(hc.Name(), phase, "the registry (or a mirror) served another image than the one pinned for this cluster (artifact-pins.yaml in its state dir: delete its line there to take the new image)",
+				"%s pulled on the node has digests %v, want %s; it was removed again", image, info.Status.RepoDigests, digest)
+		}}
+	return c, nil
 }
 
 // archiveChanges puts an archive artifact on the node and unpacks it into

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
+	"k4t.io/k4t/pkg/artifacts"
 	"k4t.io/k4t/pkg/engine"
 	"k4t.io/k4t/pkg/transport"
 )
@@ -36,5 +37,41 @@ func TestStaleRegistryHostsRemoved(t *testing.T) {
 	}
 	if ran := strings.Join(f.Commands(), "\n"); !strings.Contains(ran, "rm -f '/etc/containerd/certs.d/docker.io/hosts.toml'") {
 		t.Errorf("ran:\n%s", ran)
+	}
+}
+
+// With spec.registry.pull: nodes, containerd on the node pulls the image and
+// its digest must be the one pinned on the bastion; another is removed and
+// refused.
+func TestNodePullChecksTheDigest(t *testing.T) {
+	const image, pinned = "registry.k8s.io/pause:3.10.2", "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	pins, err := artifacts.LoadPins("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pins.Set(image, pinned); err != nil {
+		t.Fatal(err)
+	}
+	m := &artifacts.Manifest{Artifacts: []artifacts.Artifact{{Name: "pause-image", Version: "3.10.2", Kind: artifacts.KindImage, Image: image}}}
+	store := artifacts.NewStore(m, t.TempDir(), artifacts.WithPins(pins), artifacts.WithNodePulls(true))
+	r := &engine.Run{Cluster: &v1alpha1.Cluster{}, Options: engine.Options{Artifacts: store}}
+	for _, tc := range []struct {
+		served string
+		ok     bool
+	}{{pinned, true}, {"sha256:2222222222222222222222222222222222222222222222222222222222222222", false}} {
+		f := transport.NewFake("worker1").Respond(crictl+" pull", `{"status":{"repoDigests":["registry.k8s.io/pause@`+tc.served+`"]}}`)
+		hc := &engine.HostCtx{Host: &v1alpha1.Host{Name: "worker1"}, Conn: f, Run: r}
+		c, err := nodePullChange(context.Background(), hc, "runtime", "pause-image", image)
+		if err != nil || !strings.Contains(c.Desc, "pull image "+image+" on the node (digest "+pinned+")") {
+			t.Fatalf("change: %+v, %v", c, err)
+		}
+		err = c.Apply(context.Background(), f)
+		rmi := strings.Contains(strings.Join(f.Commands(), "\n"), crictl+" rmi")
+		if tc.ok && (err != nil || rmi) {
+			t.Errorf("pinned digest served: %v (rmi %v)", err, rmi)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "want "+pinned) || !rmi) {
+			t.Errorf("another digest served: %v (rmi %v)", err, rmi)
+		}
 	}
 }

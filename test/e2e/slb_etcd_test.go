@@ -84,6 +84,9 @@ func TestSLBAndEtcd(t *testing.T) {
 	t.Run("external etcd: the rest of the cluster (2 masters, a worker) on the 3 etcd hosts; every node Ready", func(t *testing.T) {
 		e.externalEtcdCluster(t, up)
 	})
+	t.Run("registry.pull nodes: an image gone from worker1 is pulled there through the mirror, with the digest pinned on the bastion", func(t *testing.T) {
+		e.nodePull(t)
+	})
 	t.Run("external etcd: with etcd3's host killed, the API answers and writes through the VIP", func(t *testing.T) {
 		e.externalEtcdMemberDown(t)
 	})
@@ -626,4 +629,41 @@ func reportDownloads(name string, r result) {
 		rate = float64(bytes) / d / 1e6
 	}
 	fmt.Printf("FIGURE %s downloads: %d file(s) and image(s), %d bytes, artifacts phase %.1fs (%.0f MB/s)\n", name, n, bytes, d, rate)
+}
+
+// nodePull: with spec.registry.pull: nodes, apply has containerd on worker1
+// pull the kube-proxy image someone removed there (through the registry
+// mirror of its hosts.toml), checked against the digest the bastion pinned
+// for the tag; the bastion pulls no image.
+func (e *env) nodePull(t *testing.T) {
+	image := "registry.k8s.io/kube-proxy:" + artifacts.DefaultK8sVersion
+	inv := e.writeInventory("pull-nodes.yaml", func(s string) string {
+		if !strings.Contains(s, "\n  registry:\n") {
+			t.Fatalf("the inventory has no registry block:\n%s", s)
+		}
+		return strings.Replace(s, "\n  registry:\n", "\n  registry:\n    pull: nodes\n", 1)
+	})
+	e.exec("worker1", "ctr -n k8s.io images ls -q | grep '^registry.k8s.io/kube-proxy[:@]' | xargs -r ctr -n k8s.io images rm >/dev/null")
+	r := e.k4t("apply", "-f", inv)
+	if r.code != 0 {
+		t.Fatalf("apply with pull: nodes: exit %d\n%s\n%s", r.code, r.stderr, tail(r.stdout, 30))
+	}
+	fmt.Printf("FIGURE registry-pull-nodes: apply %s, %d change(s), %d bytes uploaded\n", r.duration.Round(100*time.Millisecond), r.changes(), r.uploaded())
+	mustContain(t, "apply with pull: nodes", r.stdout, "pull image "+image+" on the node (digest sha256:")
+	for _, ev := range r.events {
+		if ev["type"] == "download" && strings.Contains(fmt.Sprint(ev["message"]), "-image") {
+			t.Errorf("the bastion pulled an image: %v", ev["message"])
+		}
+	}
+	pins, _ := os.ReadFile(filepath.Join(e.stateDir, "clusters", "lab", "artifact-pins.yaml"))
+	var digest string
+	for _, l := range strings.Split(string(pins), "\n") {
+		if d, ok := strings.CutPrefix(strings.TrimSpace(l), image+": "); ok {
+			digest = d
+		}
+	}
+	if digest == "" {
+		t.Fatalf("no digest pinned for %s:\n%s", image, pins)
+	}
+	mustContain(t, "worker1's kube-proxy image", e.exec("worker1", "crictl --runtime-endpoint unix:///run/containerd/containerd.sock inspecti -o json "+image), digest)
 }

@@ -82,3 +82,33 @@ func TestValidateInCode(t *testing.T) {
 		t.Fatalf("got:\n%s", problemList(ps))
 	}
 }
+
+// spec.registry.pull is bastion or nodes; nodes needs images from registries,
+// and a bundle is the only source of artifacts.
+func TestValidateArtifactSources(t *testing.T) {
+	for _, tc := range []struct {
+		art  Artifacts
+		pull string
+		want string
+	}{
+		{Artifacts{}, PullNodes, ""},
+		{Artifacts{}, "bastion", ""},
+		{Artifacts{}, "everywhere", "spec.registry.pull"},
+		{Artifacts{Source: ArtifactsBuild}, PullNodes, "spec.registry.pull"},
+		{Artifacts{Bundle: "b.tar"}, "", ""},
+		{Artifacts{Bundle: "b.tar"}, PullNodes, "spec.registry.pull"},
+		{Artifacts{Bundle: "b.tar", Source: ArtifactsBuild}, "", "spec.artifacts.bundle"},
+	} {
+		c := &Cluster{APIVersion: APIVersion, Kind: Kind, Spec: ClusterSpec{Hosts: []Host{{Name: "m1", Address: "10.0.0.21", Roles: []Role{RoleMaster}}},
+			Artifacts: tc.art, Registry: Registry{Pull: tc.pull}}}
+		c.SetDefaults()
+		ps := c.Validate()
+		var paths []string
+		for _, p := range ps {
+			paths = append(paths, p.Path)
+		}
+		if got := strings.Join(paths, ","); got != tc.want {
+			t.Errorf("%+v pull %q: problems at %q, want %q\n%s", tc.art, tc.pull, got, tc.want, problemList(ps))
+		}
+	}
+}

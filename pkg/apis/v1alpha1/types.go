@@ -264,7 +264,18 @@ type Registry struct {
 	// order before it: "https://mirror.example:5000", or "http://…" for a
 	// registry without TLS.
 	Mirrors map[string][]string `json:"mirrors,omitempty" yaml:"mirrors,omitempty"`
+	// Pull says who pulls the images of the upstream source: "bastion"
+	// (the default: pulled there once, uploaded to each node) or "nodes"
+	// (containerd on each node pulls them, through the mirrors; the bastion
+	// only pins each tag's digest, which the nodes' pulls must match).
+	Pull string `json:"pull,omitempty" yaml:"pull,omitempty"`
 }
+
+// Who pulls images.
+const (
+	PullBastion = "bastion"
+	PullNodes   = "nodes"
+)
 
 type Certificates struct {
 	// Validity of leaf certificates; default 8760h (1 year).

@@ -645,6 +645,16 @@ func (v *checker) artifacts() {
 			}
 		}
 	}
+	switch r.Pull {
+	case "", PullBastion:
+	case PullNodes:
+		if a.Source == ArtifactsBuild || a.Dir != "" || a.Manifest != "" || a.Bundle != "" {
+			v.errf("spec.registry.pull", "nodes pulls images from registries: use it with the upstream source (no artifacts source, dir, manifest or bundle)",
+				"pull: nodes, but the images come from local files")
+		}
+	default:
+		v.errf("spec.registry.pull", "bastion (the default) or nodes", "unknown pull %q", r.Pull)
+	}
 	for reg, ms := range r.Mirrors {
 		if reg == "" || strings.ContainsAny(reg, "/ ") {
 			v.errf("spec.registry.mirrors", "a registry host, e.g. registry.k8s.io", "registry %q is not a host name", reg)

@@ -71,15 +71,15 @@ func serve(t *testing.T, m *artifacts.Manifest, v artifacts.Versions) *servers {
 	return s
 }
 
-func (s *servers) store(t *testing.T, v artifacts.Versions, pins *artifacts.Pins, cache string) *artifacts.Store {
-	return artifacts.NewStore(artifacts.UpstreamManifest(v, "amd64"), cache,
+func (s *servers) store(t *testing.T, v artifacts.Versions, pins *artifacts.Pins, cache string, opts ...artifacts.StoreOption) *artifacts.Store {
+	return artifacts.NewStore(artifacts.UpstreamManifest(v, "amd64"), cache, append([]artifacts.StoreOption{
 		artifacts.WithPins(pins),
 		artifacts.WithMirrors(map[string]string{
 			artifacts.KubernetesReleases: s.files.URL + "/dl.k8s.io",
 			artifacts.GitHub:             s.files.URL + "/github.com/",
 		}),
 		artifacts.WithRegistryMirrors(map[string][]string{artifacts.KubernetesRegistry: {s.reg.URL}}),
-		artifacts.WithRetries(3, 10*time.Millisecond))
+		artifacts.WithRetries(3, 10*time.Millisecond)}, opts...)...)
 }
 
 // Every artifact of a release comes from the mirrors, checked against the
@@ -223,5 +223,36 @@ func TestSharedCacheConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// With the nodes pulling (spec.registry.pull: nodes), Fetch downloads the
+// files but no image: it pins each image tag's digest, asked of the mirror,
+// which is what a pull of the tag gets.
+func TestNodePullsPinDigestsOnly(t *testing.T) {
+	v := artifacts.DefaultVersions("v1.37.2", "")
+	m := built(t, v)
+	srv := serve(t, m, v)
+	pinFile := filepath.Join(t.TempDir(), "pins.yaml")
+	pins, _ := artifacts.LoadPins(pinFile)
+	cache := t.TempDir()
+	st := srv.store(t, v, pins, cache, artifacts.WithNodePulls(true))
+	if errs := st.Fetch(context.Background()); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if imgs, _ := filepath.Glob(filepath.Join(cache, "images", "*")); len(imgs) != 0 {
+		t.Errorf("images pulled on the bastion: %v", imgs)
+	}
+	d, err := st.ImageDigest(context.Background(), "pause-image")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pause, _ := m.Get("pause-image")
+	img, _ := tarball.ImageFromPath(m.LocalPath(pause), nil)
+	if want, _ := img.Digest(); d != want.String() {
+		t.Errorf("pinned %s, pushed %s", d, want)
+	}
+	if b, _ := os.ReadFile(pinFile); !strings.Contains(string(b), "registry.k8s.io/pause:3.10.2: "+d) {
+		t.Errorf("pins:\n%s", b)
 	}
 }
