@@ -132,6 +132,7 @@ func WaitNodesReady(ctx context.Context, r *engine.Run, want int, timeout time.D
 	var last string
 	var stuck []corev1.Pod
 	err := engine.Poll(ctx, timeout, 3*time.Second, func(ctx context.Context) (bool, error) {
+		stuck = stuck[:0] // what this poll saw only: a failed poll names no pod
 		ready, notReady, err := nodesReady(ctx, r)
 		if err != nil {
 			last = err.Error()
@@ -147,7 +148,6 @@ func WaitNodesReady(ctx context.Context, r *engine.Run, want int, timeout time.D
 			return false, nil
 		}
 		var waiting []string
-		stuck = stuck[:0]
 		for i := range pods.Items {
 			if p := &pods.Items[i]; !podRunning(p) {
 				waiting = append(waiting, fmt.Sprintf("%s (%s on %s)", p.Name, p.Status.Phase, p.Spec.NodeName))
