@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"k4t.io/k4t/pkg/apis/v1alpha1"
@@ -112,6 +114,15 @@ func ForCluster(c *v1alpha1.Cluster, opts ...StoreOption) (*Store, error) {
 	a := c.Spec.Artifacts
 	var m *Manifest
 	var err error
+	var cas [][]byte
+	for _, server := range slices.Sorted(maps.Keys(c.Spec.Registry.CA)) {
+		pem, err := os.ReadFile(c.Spec.Registry.CA[server])
+		if err != nil {
+			return nil, fmt.Errorf("spec.registry.ca %s: %w", server, err)
+		}
+		cas = append(cas, pem)
+	}
+	opts = append([]StoreOption{WithCAs(cas...)}, opts...)
 	if a.Bundle != "" {
 		dir, err := BundleDir(a.Bundle, DefaultDownloadDir())
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -82,6 +84,26 @@ func WithMirrors(m map[string]string) StoreOption { return func(s *Store) { s.mi
 // first, in order.
 func WithRegistryMirrors(m map[string][]string) StoreOption {
 	return func(s *Store) { s.registry = m }
+}
+
+// WithCAs trusts, beside the system's CAs, those in the PEM blocks, for
+// downloads and registry pulls (spec.registry.ca).
+func WithCAs(pems ...[]byte) StoreOption {
+	return func(s *Store) {
+		if len(pems) == 0 {
+			return
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		for _, p := range pems {
+			pool.AppendCertsFromPEM(p)
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: pool}
+		s.client = &http.Client{Transport: t}
+	}
 }
 
 // WithNodePulls leaves images to the nodes (spec.registry.pull: nodes):

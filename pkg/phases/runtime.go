@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/url"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -145,7 +147,22 @@ func (p *Runtime) Plan(ctx context.Context, hc *engine.HostCtx) ([]*engine.Chang
 func registryHostsFiles(c *v1alpha1.Cluster) ([]engine.PlannedFile, error) {
 	var out []engine.PlannedFile
 	for _, reg := range slices.Sorted(maps.Keys(c.Spec.Registry.Mirrors)) {
-		b, err := templates.RegistryHosts(templates.RegistryHostsInput{Registry: reg, Mirrors: c.Spec.Registry.Mirrors[reg]})
+		in := templates.RegistryHostsInput{Registry: reg, Mirrors: c.Spec.Registry.Mirrors[reg], CAs: map[string]string{}}
+		// A mirror's CA (spec.registry.ca, by its host[:port]) beside the hosts.toml.
+		for _, m := range in.Mirrors {
+			u, err := url.Parse(m)
+			if err != nil || u.Scheme != "https" || c.Spec.Registry.CA[u.Host] == "" {
+				continue
+			}
+			pem, err := os.ReadFile(c.Spec.Registry.CA[u.Host])
+			if err != nil {
+				return nil, fmt.Errorf("spec.registry.ca %s: %w", u.Host, err)
+			}
+			remote := path.Join(templates.RegistryHostsDir, reg, strings.ReplaceAll(u.Host, ":", "_")+".crt")
+			in.CAs[m] = remote
+			out = append(out, engine.PlannedFile{File: transport.File{Path: remote, Mode: 0o644, Content: pem}})
+		}
+		b, err := templates.RegistryHosts(in)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,8 @@ package phases
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -73,5 +75,31 @@ func TestNodePullChecksTheDigest(t *testing.T) {
 		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "want "+pinned) || !rmi) {
 			t.Errorf("another digest served: %v (rmi %v)", err, rmi)
 		}
+	}
+}
+
+// A mirror's private CA (spec.registry.ca) goes beside its registry's
+// hosts.toml, which names it; a CA file the bastion lacks stops the plan.
+func TestRegistryCAFiles(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &v1alpha1.Cluster{}
+	c.Spec.Registry.Mirrors = map[string][]string{"registry.k8s.io": {"https://10.77.0.1:5000", "http://10.77.0.1:5001"}}
+	c.Spec.Registry.CA = map[string]string{"10.77.0.1:5000": ca}
+	files, err := registryHostsFiles(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[0].File.Path != "/etc/containerd/certs.d/registry.k8s.io/10.77.0.1_5000.crt" {
+		t.Fatalf("files: %+v", files)
+	}
+	if h := string(files[1].File.Content); !strings.Contains(h, "[host.'https://10.77.0.1:5000']\n  capabilities = ['pull', 'resolve']\n  ca = '/etc/containerd/certs.d/registry.k8s.io/10.77.0.1_5000.crt'") {
+		t.Errorf("hosts.toml:\n%s", h)
+	}
+	c.Spec.Registry.CA["10.77.0.1:5000"] = filepath.Join(t.TempDir(), "gone.pem")
+	if _, err := registryHostsFiles(c); err == nil || !strings.Contains(err.Error(), "spec.registry.ca 10.77.0.1:5000") {
+		t.Errorf("missing CA file: %v", err)
 	}
 }

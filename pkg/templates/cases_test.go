@@ -208,6 +208,10 @@ var goldenCases = []struct {
 	{"hosts-registry.k8s.io.toml", func() ([]byte, error) {
 		return RegistryHosts(RegistryHostsInput{Registry: "registry.k8s.io", Mirrors: []string{"https://mirror.example.com:5000", "http://10.77.0.1:5000"}})
 	}},
+	{"hosts-registry.k8s.io-ca.toml", func() ([]byte, error) {
+		return RegistryHosts(RegistryHostsInput{Registry: "registry.k8s.io", Mirrors: []string{"https://mirror.example.com:5000", "http://10.77.0.1:5000"},
+			CAs: map[string]string{"https://mirror.example.com:5000": "/etc/containerd/certs.d/registry.k8s.io/mirror.example.com_5000.crt"}})
+	}},
 	{"hosts-docker.io.toml", func() ([]byte, error) {
 		return RegistryHosts(RegistryHostsInput{Registry: "docker.io", Mirrors: []string{"https://mirror.gcr.io"}})
 	}},

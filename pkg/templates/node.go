@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -74,6 +75,9 @@ const RegistryHostsDir = "/etc/containerd/certs.d"
 type RegistryHostsInput struct {
 	Registry string   // e.g. registry.k8s.io
 	Mirrors  []string // e.g. https://mirror.example:5000, or http://… without TLS
+	// CAs maps a mirror (as in Mirrors) to the CA file on the node that
+	// its TLS certificate is checked against.
+	CAs map[string]string
 }
 
 // RegistryHosts renders RegistryHostsDir/<registry>/hosts.toml.
@@ -85,6 +89,15 @@ func RegistryHosts(in RegistryHostsInput) ([]byte, error) {
 	for _, m := range in.Mirrors {
 		if !(strings.HasPrefix(m, "http://") || strings.HasPrefix(m, "https://")) || containsSpace(m) || containsQuote(m) {
 			p.add("mirror %q must be an http(s) URL", m)
+		}
+	}
+	for m, ca := range in.CAs {
+		if !slices.Contains(in.Mirrors, m) || !strings.HasPrefix(m, "https://") {
+			p.add("CA for %q: not one of the https mirrors", m)
+		}
+		p.absPath("CA of "+m, ca)
+		if containsQuote(ca) {
+			p.add("CA of %s: %q holds a quote", m, ca)
 		}
 	}
 	if err := p.err(); err != nil {

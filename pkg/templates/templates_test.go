@@ -186,13 +186,14 @@ func TestCheckScriptSyntax(t *testing.T) {
 }
 
 // Each hosts.toml is TOML that containerd's hosts loader reads: a server
-// and, per mirror, its capabilities.
+// and, per mirror, its capabilities and maybe its CA file.
 func TestRegistryHostsKeys(t *testing.T) {
 	for _, f := range casesWithPrefix("hosts-") {
 		var h struct {
 			Server string `toml:"server"`
 			Host   map[string]struct {
 				Capabilities []string `toml:"capabilities"`
+				CA           string   `toml:"ca"` // containerd's hosts loader reads a string or a list
 			} `toml:"host"`
 		}
 		dec := toml.NewDecoder(bytes.NewReader(rendered(t, f)))

@@ -2,9 +2,17 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -32,7 +40,9 @@ import (
 type upstreamMirror struct {
 	dir      string
 	files    string // http://127.0.0.1:port
-	registry string // http://127.0.0.1:port
+	registry string // https://ADDR:port, its certificate signed by caFile's CA
+	caFile   string // the registry's CA (PEM), for spec.registry.ca
+	tr       http.RoundTripper
 	fs       *mirror.FileServer
 	servers  []*http.Server
 }
@@ -57,11 +67,30 @@ func startUpstreamMirror(t *testing.T, registryAddr string, versions ...string) 
 	}
 	u.fs = mirror.NewFileServer(u.dir)
 	u.files = u.serve(t, "127.0.0.1:0", u.fs)
-	u.registry = u.serve(t, registryAddr, registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	// The registry has TLS from a CA of this test's own: the bastion and
+	// the nodes trust it only through spec.registry.ca.
+	caPEM, cert := privateCA(t, registryAddr)
+	u.caFile = filepath.Join(u.dir, "registry-ca.crt")
+	if err := os.WriteFile(u.caFile, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	u.tr = tr
+	l, err := net.Listen("tcp", registryAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
+	go srv.Serve(tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}}))
+	u.servers = append(u.servers, srv)
+	u.registry = "https://" + l.Addr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for _, m := range built {
-		if err := mirror.PushImages(ctx, strings.TrimPrefix(u.registry, "http://"), m); err != nil {
+		if err := mirror.PushImages(ctx, strings.TrimPrefix(u.registry, "https://"), m, remote.WithTransport(u.tr)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -92,7 +121,8 @@ func (u *upstreamMirror) use(c *v1alpha1.Cluster) {
 		artifacts.KubernetesReleases: u.files + "/dl.k8s.io",
 		artifacts.GitHub:             u.files + "/github.com",
 	}}
-	c.Spec.Registry = v1alpha1.Registry{Mirrors: map[string][]string{artifacts.KubernetesRegistry: {u.registry}}}
+	c.Spec.Registry = v1alpha1.Registry{Mirrors: map[string][]string{artifacts.KubernetesRegistry: {u.registry}},
+		CA: map[string]string{strings.TrimPrefix(u.registry, "https://"): u.caFile}}
 }
 
 // tamper replaces the mirror's copy of an upstream URL by one with a byte
@@ -152,11 +182,40 @@ func (u *upstreamMirror) pushOnlyHere(t *testing.T, version, ref string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst, err := name.NewTag(strings.TrimPrefix(u.registry, "http://")+"/"+up.RepositoryStr()+":"+up.TagStr(), name.Insecure)
+	dst, err := name.NewTag(strings.TrimPrefix(u.registry, "https://") + "/" + up.RepositoryStr() + ":" + up.TagStr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(dst, img); err != nil {
+	if err := remote.Write(dst, img, remote.WithTransport(u.tr)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// privateCA makes a CA and, signed by it, a TLS certificate for the IP of
+// addr (host:port).
+func privateCA(t *testing.T, addr string) (caPEM []byte, cert tls.Certificate) {
+	t.Helper()
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "k4t e2e registry CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: host},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IPAddresses: []net.IP{net.ParseIP(host)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

@@ -132,10 +132,11 @@ func (e *env) externalEtcdCluster(t *testing.T, up *upstreamMirror) {
 		t.Errorf("kubeadm's sum is not pinned in the state dir: %v\n%s", err, b)
 	}
 	// A workload's image that only the mirror has: containerd on the
-	// worker pulls it through the hosts.toml k4t wrote.
+	// worker pulls it through the hosts.toml k4t wrote, over TLS checked
+	// against the private CA k4t put beside it (spec.registry.ca).
 	const only = "registry.k8s.io/k4t-e2e/only-on-the-mirror:1"
 	up.pushOnlyHere(t, artifacts.DefaultK8sVersion, only)
-	mustContain(t, "worker1's hosts.toml", e.exec("worker1", "cat /etc/containerd/certs.d/registry.k8s.io/hosts.toml"), "[host.'"+up.registry+"']")
+	mustContain(t, "worker1's hosts.toml", e.exec("worker1", "cat /etc/containerd/certs.d/registry.k8s.io/hosts.toml"), "[host.'"+up.registry+"']", "  ca = '/etc/containerd/certs.d/registry.k8s.io/")
 	e.mustKubectl("run", "from-mirror", "--image="+only, "--image-pull-policy=Always", "--restart=Never",
 		`--overrides={"spec":{"nodeName":"worker1"}}`)
 	start := time.Now()

@@ -112,3 +112,15 @@ func TestValidateArtifactSources(t *testing.T) {
 		}
 	}
 }
+
+// spec.registry.ca is keyed by host[:port] and names a file.
+func TestValidateRegistryCA(t *testing.T) {
+	for server, want := range map[string]int{"registry.example.com:5000": 0, "https://registry.example.com": 1, "": 1} {
+		c := &Cluster{APIVersion: APIVersion, Kind: Kind, Spec: ClusterSpec{Hosts: []Host{{Name: "m1", Address: "10.0.0.21", Roles: []Role{RoleMaster}}},
+			Registry: Registry{CA: map[string]string{server: "/etc/pki/ca.pem"}}}}
+		c.SetDefaults()
+		if ps := c.Validate(); len(ps) != want {
+			t.Errorf("%q: %d problem(s), want %d\n%s", server, len(ps), want, problemList(ps))
+		}
+	}
+}

@@ -269,6 +269,11 @@ type Registry struct {
 	// (containerd on each node pulls them, through the mirrors; the bastion
 	// only pins each tag's digest, which the nodes' pulls must match).
 	Pull string `json:"pull,omitempty" yaml:"pull,omitempty"`
+	// CA maps a registry or mirror server (host or host:port, as in its
+	// URL) to a PEM file on the bastion with the CA that signed its TLS
+	// certificate: trusted by the bastion's pulls and, written beside the
+	// hosts.toml, by containerd on every node.
+	CA map[string]string `json:"ca,omitempty" yaml:"ca,omitempty"`
 }
 
 // Who pulls images.

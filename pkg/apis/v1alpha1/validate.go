@@ -655,6 +655,14 @@ func (v *checker) artifacts() {
 	default:
 		v.errf("spec.registry.pull", "bastion (the default) or nodes", "unknown pull %q", r.Pull)
 	}
+	for server, file := range r.CA {
+		if server == "" || strings.ContainsAny(server, "/ '\"") {
+			v.errf("spec.registry.ca", "a server as in its URL, host or host:port, e.g. registry.example.com:5000", "%q is not a host[:port]", server)
+		}
+		if file == "" {
+			v.errf("spec.registry.ca", "the path of a PEM file on the bastion", "no CA file for %s", server)
+		}
+	}
 	for reg, ms := range r.Mirrors {
 		if reg == "" || strings.ContainsAny(reg, "/ ") {
 			v.errf("spec.registry.mirrors", "a registry host, e.g. registry.k8s.io", "registry %q is not a host name", reg)

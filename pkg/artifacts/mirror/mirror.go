@@ -90,7 +90,7 @@ func Write(dir string, m *artifacts.Manifest, v artifacts.Versions, arch string)
 
 // PushImages pushes the image artifacts of m to the registry at host
 // (plain HTTP) under their upstream repository names and tags.
-func PushImages(ctx context.Context, host string, m *artifacts.Manifest) error {
+func PushImages(ctx context.Context, host string, m *artifacts.Manifest, opts ...remote.Option) error {
 	for _, a := range m.Artifacts {
 		if a.Kind != artifacts.KindImage || a.Path == "" {
 			continue
@@ -107,7 +107,7 @@ func PushImages(ctx context.Context, host string, m *artifacts.Manifest) error {
 		if err != nil {
 			return err
 		}
-		if err := remote.Write(dst, img, remote.WithContext(ctx)); err != nil {
+		if err := remote.Write(dst, img, append([]remote.Option{remote.WithContext(ctx)}, opts...)...); err != nil {
 			return fmt.Errorf("pushing %s to %s: %w", a.Image, dst, err)
 		}
 	}

@@ -3,6 +3,7 @@ package mirror
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"k4t.io/k4t/pkg/artifacts"
@@ -254,5 +256,30 @@ func TestNodePullsPinDigestsOnly(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(pinFile); !strings.Contains(string(b), "registry.k8s.io/pause:3.10.2: "+d) {
 		t.Errorf("pins:\n%s", b)
+	}
+}
+
+// A registry mirror with a TLS certificate of a private CA: pulls through
+// it need that CA (spec.registry.ca), and fail without it.
+func TestRegistryMirrorWithPrivateCA(t *testing.T) {
+	v := artifacts.DefaultVersions("v1.37.2", "")
+	m := built(t, v)
+	reg := httptest.NewTLSServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(reg.Close)
+	host := strings.TrimPrefix(reg.URL, "https://")
+	if err := PushImages(context.Background(), host, m, remote.WithTransport(reg.Client().Transport)); err != nil {
+		t.Fatal(err)
+	}
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: reg.Certificate().Raw})
+	mirrors := artifacts.WithRegistryMirrors(map[string][]string{artifacts.KubernetesRegistry: {reg.URL}})
+	pins, _ := artifacts.LoadPins("")
+	with := artifacts.NewStore(artifacts.UpstreamManifest(v, "amd64"), t.TempDir(), artifacts.WithPins(pins), mirrors, artifacts.WithCAs(ca))
+	if _, _, err := with.Resolve(context.Background(), "pause-image"); err != nil {
+		t.Fatalf("with the CA: %v", err)
+	}
+	pins2, _ := artifacts.LoadPins("")
+	without := artifacts.NewStore(artifacts.UpstreamManifest(v, "amd64"), t.TempDir(), artifacts.WithPins(pins2), mirrors)
+	if _, err := without.ImageDigest(context.Background(), "pause-image"); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("without the CA: %v", err)
 	}
 }
